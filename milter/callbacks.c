@@ -1,0 +1,270 @@
+/*
+ * callbacks.c - the only file that knows libmilter: thin xxfi_* shells
+ * around session.c and policy.c.
+ *
+ * Negotiation asks the MTA for as little as the checks need: no headers,
+ * body or unknown commands; no reply at connect and HELO (mxgate decides
+ * there but speaks at MAIL/RCPT); macros only where they are read.  At DATA
+ * a message with nothing left to do is accepted, so the MTA sends no more
+ * events for it (and the TCP delayed-ACK stall of PERF-NOTES.md never
+ * starts).  Thread-safety: all state is in the session on the context.
+ */
+#include "callbacks.h"
+
+#include <libmilter/mfapi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "policy.h"
+#include "session.h"
+
+/* Macros each stage reads.  {daemon_name}: helo exempt_daemons; {auth_authen}: exemptions; {i}: logs. */
+static const struct {
+	int	stage;
+	const char *macros;
+} symlists[] = {
+	{SMFIM_CONNECT, "{daemon_name}"},
+	{SMFIM_HELO, ""},
+	{SMFIM_ENVFROM, "{auth_authen} {i}"},
+	{SMFIM_ENVRCPT, "{i}"},
+	{SMFIM_DATA, "{i}"},
+	{SMFIM_EOM, "{i}"},
+};
+
+/* Protocol steps mxgate never needs, and replies it never gives. */
+#define WANT_NO_STEPS	(SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY | SMFIP_NOUNKNOWN)
+#define WANT_NO_REPLIES	(SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_HDR | SMFIP_NR_EOH | \
+			 SMFIP_NR_BODY | SMFIP_NR_UNKN)
+#define WANT_ACTIONS	(SMFIF_ADDHDRS | SMFIF_QUARANTINE)
+
+static struct session *
+ctx_session(SMFICTX *ctx)
+{
+	return smfi_getpriv(ctx);
+}
+
+/* A copy of a macro's value ("" when the MTA did not send it). */
+static void
+get_macro(SMFICTX *ctx, const char *name, char *buf, size_t size)
+{
+	copy_string(buf, size, smfi_getsymval(ctx, (char *)name));
+}
+
+/* The session of ctx, opened on first use with the current configuration. */
+static struct session *
+session_of(SMFICTX *ctx)
+{
+	struct session *s = ctx_session(ctx);
+
+	if (s == NULL) {
+		if ((s = session_open(config_current())) == NULL)
+			return NULL;
+		smfi_setpriv(ctx, s);
+	}
+	return s;
+}
+
+/* SMFIS_NOREPLY where the reply was negotiated away, else SMFIS_CONTINUE. */
+static sfsistat
+no_reply(const struct session *s, unsigned long nr_flag)
+{
+	return (s->protocol_flags & nr_flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+static sfsistat
+mx_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
+	     unsigned long f2, unsigned long f3,
+	     unsigned long *pf0, unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+{
+	struct session *s = session_of(ctx);
+
+	if (s == NULL)
+		return SMFIS_TEMPFAIL;
+	*pf0 = f0 & WANT_ACTIONS;
+	*pf1 = f1 & (WANT_NO_STEPS | WANT_NO_REPLIES);
+	*pf2 = *pf3 = 0;
+	if (f0 & SMFIF_SETSYMLIST) {
+		*pf0 |= SMFIF_SETSYMLIST;
+		for (size_t i = 0; i < sizeof(symlists) / sizeof(symlists[0]); i++)
+			if (smfi_setsymlist(ctx, symlists[i].stage, (char *)symlists[i].macros) != MI_SUCCESS)
+				log_debug("MTA refused the macro list of stage %d", symlists[i].stage);
+	}
+	s->protocol_flags = *pf1;
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+mx_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
+{
+	struct session *s = session_of(ctx);
+
+	if (s == NULL)
+		return SMFIS_TEMPFAIL;
+	session_set_client(s, hostname, hostaddr);
+	get_macro(ctx, "{daemon_name}", s->daemon_name, sizeof(s->daemon_name));
+	return no_reply(s, SMFIP_NR_CONN);
+}
+
+static sfsistat
+mx_helo(SMFICTX *ctx, char *name)
+{
+	struct session *s = session_of(ctx);
+
+	if (s == NULL)
+		return SMFIS_TEMPFAIL;
+	session_set_helo(s, name ? name : "");
+	return no_reply(s, SMFIP_NR_HELO);
+}
+
+/* Give the MTA a refusal; SMFIS_CONTINUE for anything else. */
+static sfsistat
+apply_verdict(SMFICTX *ctx, struct session *s, const struct verdict *v)
+{
+	char	text[REPLY_MAX * 2];
+
+	if (v->kind == VERDICT_HOLD || v->kind == VERDICT_WARN) {
+		s->tx.needs_eom = true;
+		if (v->kind == VERDICT_HOLD) {
+			s->tx.hold = true;
+			copy_string(s->tx.hold_reason, sizeof(s->tx.hold_reason), v->subject);
+		}
+		return SMFIS_CONTINUE;
+	}
+	if (v->kind != VERDICT_REFUSE)
+		return SMFIS_CONTINUE;
+	reply_escaped(&v->reply, text, sizeof(text));
+	if (smfi_setreply(ctx, (char *)v->reply.code, (char *)v->reply.dsn, text) != MI_SUCCESS)
+		log_warning("libmilter refused reply \"%s %s %s\"", v->reply.code, v->reply.dsn, v->reply.text);
+	return v->reply.code[0] == '4' ? SMFIS_TEMPFAIL : SMFIS_REJECT;
+}
+
+/* SIZE= among the MAIL FROM parameters, 0 when absent or malformed. */
+static unsigned long
+mail_size(char **argv)
+{
+	for (int i = 1; argv[i] != NULL; i++) {
+		if (strncasecmp(argv[i], "SIZE=", 5) == 0) {
+			char   *end;
+			unsigned long v = strtoul(argv[i] + 5, &end, 10);
+
+			if (*end == '\0' && argv[i][5] >= '0' && argv[i][5] <= '9')
+				return v;
+		}
+	}
+	return 0;
+}
+
+static sfsistat
+mx_envfrom(SMFICTX *ctx, char **argv)
+{
+	struct session *s = session_of(ctx);
+	struct verdict v;
+
+	if (s == NULL)
+		return SMFIS_TEMPFAIL;
+	policy_transaction_end(s, false);
+	session_reset_transaction(s);
+	s->tx.active = true;
+	field_set(&s->tx.sender, argv[0] ? argv[0] : "");
+	s->tx.size = mail_size(argv);
+	get_macro(ctx, "{auth_authen}", s->tx.auth_user, sizeof(s->tx.auth_user));
+	get_macro(ctx, "{i}", s->tx.queue_id, sizeof(s->tx.queue_id));
+	policy_run(s, STAGE_MAIL, &v);
+	return apply_verdict(ctx, s, &v);
+}
+
+static sfsistat
+mx_envrcpt(SMFICTX *ctx, char **argv)
+{
+	struct session *s = session_of(ctx);
+	struct verdict v;
+	sfsistat r;
+
+	if (s == NULL)
+		return SMFIS_TEMPFAIL;
+	if (s->tx.queue_id[0] == '\0')
+		get_macro(ctx, "{i}", s->tx.queue_id, sizeof(s->tx.queue_id));
+	field_set(&s->tx.rcpt, argv[0] ? argv[0] : "");
+	s->tx.rcpts_seen++;
+	policy_run(s, STAGE_RCPT, &v);
+	r = apply_verdict(ctx, s, &v);
+	if (r == SMFIS_CONTINUE)
+		s->tx.rcpts_accepted++;
+	return r;
+}
+
+static sfsistat
+mx_data(SMFICTX *ctx)
+{
+	struct session *s = session_of(ctx);
+
+	if (s == NULL)
+		return SMFIS_TEMPFAIL;
+	/* Nothing left to decide: spare the MTA the rest of the message. */
+	if (s->tx.needs_eom)
+		return SMFIS_CONTINUE;
+	policy_transaction_end(s, true);
+	return SMFIS_ACCEPT;
+}
+
+static sfsistat
+mx_eom(SMFICTX *ctx)
+{
+	struct session *s = ctx_session(ctx);
+
+	if (s != NULL && s->tx.hold &&
+	    smfi_quarantine(ctx, s->tx.hold_reason) != MI_SUCCESS)
+		log_warning("MTA refused to quarantine the message");
+	if (s != NULL) {
+		policy_transaction_end(s, true);
+		session_reset_transaction(s);
+	}
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+mx_abort(SMFICTX *ctx)
+{
+	struct session *s = ctx_session(ctx);
+
+	if (s != NULL) {
+		policy_transaction_end(s, false);
+		session_reset_transaction(s);
+	}
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+mx_close(SMFICTX *ctx)
+{
+	struct session *s = ctx_session(ctx);
+
+	smfi_setpriv(ctx, NULL);
+	if (s != NULL)
+		policy_transaction_end(s, false);
+	session_close(s);
+	return SMFIS_CONTINUE;
+}
+
+static struct smfiDesc filter = {
+	.xxfi_name = "mxgate",
+	.xxfi_version = SMFI_VERSION,
+	.xxfi_flags = WANT_ACTIONS,
+	.xxfi_connect = mx_connect,
+	.xxfi_helo = mx_helo,
+	.xxfi_envfrom = mx_envfrom,
+	.xxfi_envrcpt = mx_envrcpt,
+	.xxfi_eom = mx_eom,
+	.xxfi_abort = mx_abort,
+	.xxfi_close = mx_close,
+	.xxfi_data = mx_data,
+	.xxfi_negotiate = mx_negotiate,
+};
+
+int
+callbacks_register(void)
+{
+	return smfi_register(filter) == MI_SUCCESS ? 0 : -1;
+}

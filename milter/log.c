@@ -1,0 +1,79 @@
+/*
+ * log.c - syslog and stderr output, and the one decision-line format.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+static atomic_int max_level = LOG_LEVEL_INFO;
+static bool also_stderr;
+
+static const int syslog_priority[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+static const char *const level_names[] = {"error", "warning", "info", "debug"};
+
+void
+log_open(const char *ident, int facility, bool to_stderr)
+{
+	also_stderr = to_stderr;
+	openlog(ident, LOG_PID | LOG_NDELAY, facility);
+}
+
+void
+log_set_level(enum log_level level)
+{
+	atomic_store(&max_level, (int)level);
+}
+
+void
+log_close(void)
+{
+	closelog();
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	char	line[2048];
+	va_list ap;
+
+	if ((int)level > atomic_load(&max_level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	syslog(syslog_priority[level], "%s", line);
+	if (also_stderr) {
+		/* Warnings and errors are tagged as Postfix does; info lines are not. */
+		if (level <= LOG_LEVEL_WARNING)
+			fprintf(stderr, "mxgate: %s: %s\n", level_names[level], line);
+		else
+			fprintf(stderr, "mxgate: %s\n", line);
+	}
+}
+
+void
+log_decision(const struct session *s, const char *action, const char *stage,
+	     const struct verdict *v, const char *detail)
+{
+	char	from[300], to[300];
+	const struct transaction *tx = &s->tx;
+
+	reply_printable(from, sizeof(from), tx->sender.text, tx->sender.len);
+	reply_printable(to, sizeof(to), tx->rcpt.text, tx->rcpt.len);
+	log_info("%s: %s: %s from %s[%s]: %s%s%s%s%s; from=<%s>%s%s%s helo=<%.300s> check=%s",
+		 tx->queue_id[0] ? tx->queue_id : "NOQUEUE", action, stage,
+		 s->client_name, s->client_addr,
+		 v->kind == VERDICT_REFUSE ? v->reply.code : "",
+		 v->kind == VERDICT_REFUSE ? " " : "",
+		 v->kind == VERDICT_REFUSE ? v->reply.dsn : "",
+		 v->kind == VERDICT_REFUSE ? " " : "",
+		 v->kind == VERDICT_REFUSE ? v->reply.text : detail,
+		 from, strcmp(stage, "RCPT") == 0 ? " to=<" : "",
+		 strcmp(stage, "RCPT") == 0 ? to : "",
+		 strcmp(stage, "RCPT") == 0 ? ">" : "",
+		 s->helo, v->check);
+}

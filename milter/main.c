@@ -1,0 +1,280 @@
+/*
+ * main.c - options, configuration, privileges, signals, then smfi_main.
+ *
+ * Order matters: the configuration is loaded (and rejected with exit 1)
+ * before anything is opened; the milter socket is opened as root, then the
+ * process detaches, writes its pidfile and drops to `user`; SIGUSR1 is
+ * blocked before libmilter starts its threads, so only the reload thread
+ * ever receives it.  libmilter's own signal thread handles SIGTERM, SIGINT
+ * and SIGHUP by stopping smfi_main().
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libmilter/mfapi.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "callbacks.h"
+#include "config.h"
+#include "log.h"
+#include "services.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG SYSCONFDIR "/mxgate.conf"
+
+struct options {
+	const char *config_path;	/* NULL: embedded defaults */
+	const char *socket;		/* -p, or NULL */
+	bool	foreground, test_only;
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: mxgate [-c FILE] [-p SOCKET] [-f] [-t] [-V]\n");
+	exit(1);
+}
+
+/* Configuration errors go to stderr before logging is set up. */
+static void
+report_stderr(void *arg, const char *message)
+{
+	(void)arg;
+	fprintf(stderr, "%s\n", message);
+}
+
+static void
+report_log(void *arg, const char *message)
+{
+	(void)arg;
+	log_error("%s", message);
+}
+
+static void
+parse_options(int argc, char **argv, struct options *opt)
+{
+	int	ch;
+
+	memset(opt, 0, sizeof(*opt));
+	opt->config_path = DEFAULT_CONFIG;
+	while ((ch = getopt(argc, argv, "c:p:ftV")) != -1) {
+		switch (ch) {
+		case 'c':
+			opt->config_path = optarg;
+			break;
+		case 'p':
+			opt->socket = optarg;
+			break;
+		case 'f':
+			opt->foreground = true;
+			break;
+		case 't':
+			opt->test_only = true;
+			break;
+		case 'V':
+			printf("mxgate %s\n", PACKAGE_VERSION);
+			exit(0);
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	/* The default file is optional: without it mxgate runs on its defaults. */
+	if (strcmp(opt->config_path, DEFAULT_CONFIG) == 0 && access(DEFAULT_CONFIG, F_OK) != 0)
+		opt->config_path = NULL;
+}
+
+/* The reload thread: waits for SIGUSR1 and installs a new snapshot. */
+static void *
+reload_main(void *arg)
+{
+	const char *path = arg;
+	sigset_t set;
+	int	sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		struct config *cfg = config_load(path, report_log, NULL);
+
+		if (cfg == NULL) {
+			log_error("reload of %s failed: keeping the running configuration",
+				  path ? path : "(defaults)");
+			continue;
+		}
+		log_set_level(cfg->log_level);
+		config_install(cfg);
+		cfg = config_current();
+		services_reload(cfg);
+		config_release(cfg);
+		log_info("configuration reloaded from %s", path ? path : "(defaults)");
+	}
+	return NULL;
+}
+
+/* Detach from the terminal. */
+static void
+daemonize(void)
+{
+	pid_t	pid;
+	int	fd;
+
+	if ((pid = fork()) < 0) {
+		log_error("fork: %s", strerror(errno));
+		exit(1);
+	}
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	if ((pid = fork()) < 0)
+		exit(1);
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/") != 0)
+		log_warning("chdir /: %s", strerror(errno));
+	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+}
+
+static bool
+write_pidfile(const char *path)
+{
+	FILE   *fp;
+
+	if (*path == '\0')
+		return true;
+	if ((fp = fopen(path, "w")) == NULL) {
+		log_error("pidfile %s: %s", path, strerror(errno));
+		return false;
+	}
+	fprintf(fp, "%ld\n", (long)getpid());
+	return fclose(fp) == 0;
+}
+
+/* The path of a unix: or local: socket spec, or NULL. */
+static const char *
+unix_socket_path(const char *spec)
+{
+	if (strncmp(spec, "unix:", 5) == 0)
+		return spec + 5;
+	if (strncmp(spec, "local:", 6) == 0)
+		return spec + 6;
+	return NULL;
+}
+
+/* Started as root with user set: hand the socket over, then become user. */
+static bool
+drop_privileges(const char *user, const char *socket_spec)
+{
+	struct passwd *pw;
+	const char *path = unix_socket_path(socket_spec);
+
+	if (*user == '\0' || geteuid() != 0)
+		return true;
+	if ((pw = getpwnam(user)) == NULL) {
+		log_error("user \"%s\" does not exist", user);
+		return false;
+	}
+	if (path != NULL && chown(path, pw->pw_uid, pw->pw_gid) != 0)
+		log_warning("chown %s: %s", path, strerror(errno));
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0) {
+		log_error("cannot become user \"%s\": %s", user, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options opt;
+	struct config *cfg;
+	const char *socket_spec;
+	pthread_t reloader;
+	sigset_t set;
+	mode_t	old_mask;
+	int	status;
+
+	parse_options(argc, argv, &opt);
+	cfg = config_load(opt.config_path, report_stderr, NULL);
+	if (opt.test_only) {
+		if (cfg != NULL)
+			printf("%s: configuration OK\n", opt.config_path ? opt.config_path : "(defaults)");
+		config_release(cfg);
+		return cfg ? 0 : 1;
+	}
+	if (cfg == NULL) {
+		fprintf(stderr, "mxgate: configuration error, not started\n");
+		return 1;
+	}
+	socket_spec = opt.socket ? opt.socket : cfg->socket;
+	log_open("mxgate", cfg->syslog_facility, opt.foreground);
+	log_set_level(cfg->log_level);
+	config_install(cfg);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (smfi_setconn((char *)socket_spec) != MI_SUCCESS || callbacks_register() != 0) {
+		log_error("cannot set up milter socket %s", socket_spec);
+		return 1;
+	}
+	/* srwxrwx---: the MTA reaches it through the group of `user`. */
+	old_mask = umask(007);
+	if (smfi_opensocket(true) != MI_SUCCESS) {
+		umask(old_mask);
+		log_error("cannot open milter socket %s", socket_spec);
+		return 1;
+	}
+	umask(old_mask);
+	if (!opt.foreground)
+		daemonize();
+	cfg = config_current();
+	if (!write_pidfile(cfg->pidfile) || !drop_privileges(cfg->user, socket_spec)) {
+		config_release(cfg);
+		return 1;
+	}
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (!services_start(cfg)) {
+		config_release(cfg);
+		return 1;
+	}
+	if (pthread_create(&reloader, NULL, reload_main, (void *)opt.config_path) != 0) {
+		log_error("cannot start the reload thread");
+		config_release(cfg);
+		return 1;
+	}
+	log_info("mxgate %s listening on %s (configuration %s)", PACKAGE_VERSION,
+		 socket_spec, opt.config_path ? opt.config_path : "(defaults)");
+	status = smfi_main();
+	log_info("mxgate stopping");
+	pthread_cancel(reloader);
+	pthread_join(reloader, NULL);
+	services_stop();
+	if (cfg->pidfile[0] != '\0')
+		unlink(cfg->pidfile);
+	config_release(cfg);
+	config_shutdown();
+	log_close();
+	return status == MI_SUCCESS ? 0 : 1;
+}

@@ -1,0 +1,101 @@
+/*
+ * session.c - per-connection and per-transaction state.
+ *
+ * Thread-safety: a session is touched by one callback at a time (see
+ * session.h); the only shared thing is the id counter, an atomic.
+ */
+#include "session.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reply.h"
+
+static atomic_ulong next_id = 1;
+
+struct session *
+session_open(struct config *cfg)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->cfg = cfg;
+	s->id = atomic_fetch_add(&next_id, 1);
+	s->addr.family = AF_UNSPEC;
+	strcpy(s->client_addr, "unknown");
+	strcpy(s->client_name, "unknown");
+	return s;
+}
+
+void
+session_close(struct session *s)
+{
+	if (s == NULL)
+		return;
+	config_release(s->cfg);
+	free(s);
+}
+
+bool
+copy_string(char *dst, size_t size, const char *src)
+{
+	size_t	len = src ? strlen(src) : 0;
+
+	if (len >= size) {
+		memcpy(dst, src, size - 1);
+		dst[size - 1] = '\0';
+		return false;
+	}
+	memcpy(dst, src ? src : "", len + 1);
+	return true;
+}
+
+bool
+field_set(struct field *f, const char *src)
+{
+	f->len = src ? strlen(src) : 0;
+	f->truncated = !copy_string(f->text, sizeof(f->text), src);
+	if (f->truncated)
+		f->len = sizeof(f->text) - 1;
+	return !f->truncated;
+}
+
+void
+session_set_client(struct session *s, const char *name, const struct sockaddr *addr)
+{
+	ipaddr_from_sockaddr(addr, &s->addr);
+	ipaddr_format(&s->addr, s->client_addr, sizeof(s->client_addr));
+	if (name != NULL && *name != '\0')
+		reply_printable(s->client_name, sizeof(s->client_name), name, strlen(name));
+	s->trusted = s->addr.family != AF_UNSPEC &&
+	    cidr_list_match(&s->cfg->trusted_networks, &s->addr);
+}
+
+void
+session_set_helo(struct session *s, const char *name)
+{
+	size_t	len = strlen(name);
+	const struct config *cfg = s->cfg;
+
+	/* Classified in full, whatever its length; only the copy is cut. */
+	s->helo_verdict = hostname_classify(name, len, cfg->helo.reject_non_fqdn,
+					    cfg->helo.reject_invalid);
+	s->helo_seen = true;
+	reply_printable(s->helo, sizeof(s->helo), name, len);
+	if (len >= sizeof(s->helo))
+		memcpy(s->helo + sizeof(s->helo) - 4, "...", 4);
+}
+
+void
+session_reset_transaction(struct session *s)
+{
+	memset(&s->tx, 0, sizeof(s->tx));
+}
+
+bool
+session_authenticated(const struct session *s)
+{
+	return s->tx.auth_user[0] != '\0';
+}

@@ -1,0 +1,87 @@
+/*
+ * session.h - per-connection and per-transaction state.
+ *
+ * One struct session hangs on each libmilter context (smfi_setpriv).
+ * libmilter may run one connection's callbacks on different threads, but
+ * never two at once, so a session needs no lock; nothing else may keep a
+ * pointer into it.  Strings from the MTA are copied into fixed fields sized
+ * by RFC 5321 (with room to spare); a copy that does not fit is marked
+ * truncated, and checks treat truncation as a policy event.
+ */
+#ifndef MXGATE_SESSION_H
+#define MXGATE_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cidr.h"
+#include "config.h"
+#include "hostname.h"
+#include "verdict.h"
+
+#define SESSION_NAME_MAX	256	/* RFC 5321 domain: 255 octets */
+#define SESSION_ADDR_TEXT_MAX	64
+#define SESSION_HELO_MAX	1024	/* kept for replies and logs; classified in full */
+#define SESSION_PATH_MAX	1024	/* RFC 5321 path: 256 octets; more is refused as too long */
+#define SESSION_MACRO_MAX	256
+
+/* A copied string and whether it was cut. */
+struct field {
+	char	text[SESSION_PATH_MAX];
+	size_t	len;
+	bool	truncated;
+};
+
+struct transaction {
+	bool	active;			/* MAIL FROM seen, not yet ended */
+	char	queue_id[64];
+	struct field sender;
+	char	auth_user[SESSION_MACRO_MAX];	/* {auth_authen}, "" if none */
+	unsigned long size;		/* MAIL FROM SIZE=, 0 if none */
+	struct field rcpt;		/* the recipient being checked */
+	unsigned rcpts_seen, rcpts_accepted;
+	bool	needs_eom;		/* a hold or warn waits for end of message */
+	bool	hold;
+	char	hold_reason[VERDICT_SUBJECT_MAX];
+};
+
+struct session {
+	struct config *cfg;		/* the snapshot this connection started with */
+	unsigned long id;
+	unsigned long protocol_flags;	/* SMFIP_* negotiated with the MTA */
+	struct ipaddr addr;
+	char	client_addr[SESSION_ADDR_TEXT_MAX];
+	char	client_name[SESSION_NAME_MAX];
+	char	daemon_name[SESSION_MACRO_MAX];
+	bool	trusted;		/* in trusted_networks: no checks */
+	bool	helo_seen;
+	char	helo[SESSION_HELO_MAX];	/* printable, possibly cut with "..." */
+	enum hostname_verdict helo_verdict;
+	struct transaction tx;
+};
+
+/* A new session holding its own reference to cfg; NULL when out of memory. */
+struct session *session_open(struct config *cfg);
+
+/* Free the session and release its configuration. */
+void	session_close(struct session *s);
+
+/* Fill the client part (address may be NULL for a unix socket or an unknown client). */
+void	session_set_client(struct session *s, const char *name, const struct sockaddr *addr);
+
+/* Record a HELO/EHLO argument (the last one counts). */
+void	session_set_helo(struct session *s, const char *name);
+
+/* Forget the current transaction (MAIL FROM starts a new one; RSET/abort ends it). */
+void	session_reset_transaction(struct session *s);
+
+/* Copy NUL-terminated src into f; returns false and marks truncation when it does not fit. */
+bool	field_set(struct field *f, const char *src);
+
+/* Copy src (may be NULL) into a fixed buffer; returns false when cut. */
+bool	copy_string(char *dst, size_t size, const char *src);
+
+/* True when the connection's client is SASL-authenticated. */
+bool	session_authenticated(const struct session *s);
+
+#endif
