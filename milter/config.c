@@ -218,6 +218,17 @@ string_list_add(struct string_list *list, const char *value)
 	list->items[list->count++] = xstrdup(value);
 }
 
+/* A setting's name for messages; a list element goes by its list's name. */
+static const char *
+label(const config_setting_t *s)
+{
+	const char *name = config_setting_name(s);
+
+	if (name == NULL && config_setting_parent(s) != NULL)
+		name = config_setting_name(config_setting_parent(s));
+	return name ? name : "value";
+}
+
 static bool
 is_number(const config_setting_t *s)
 {
@@ -235,13 +246,13 @@ get_whole(struct loader *ld, const config_setting_t *s, double min, double max,
 	long long v;
 
 	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
-		loader_error(ld, s, "%s: expected a whole number", config_setting_name(s));
+		loader_error(ld, s, "%s: expected a whole number", label(s));
 		return false;
 	}
 	v = config_setting_get_int64(s);
 	if ((double)v < min || (double)v > max) {
 		loader_error(ld, s, "%s: %lld is out of range (%.0f to %.0f)",
-			     config_setting_name(s), v, min, max);
+			     label(s), v, min, max);
 		return false;
 	}
 	*out = (unsigned long)v;
@@ -278,13 +289,13 @@ get_enum(struct loader *ld, const config_setting_t *s, const char *const *words,
 	int	i;
 
 	if (value == NULL) {
-		loader_error(ld, s, "%s: expected a string", config_setting_name(s));
+		loader_error(ld, s, "%s: expected a string", label(s));
 		return false;
 	}
 	if ((i = word_index(words, value)) < 0) {
 		words_join(words, choices, sizeof(choices));
 		loader_error(ld, s, "%s: unknown value \"%s\" (expected %s)",
-			     config_setting_name(s), value, choices);
+			     label(s), value, choices);
 		return false;
 	}
 	*out = i;
@@ -301,7 +312,7 @@ parse_key(struct loader *ld, struct config *cfg, const config_setting_t *s,
 	  const struct key_spec *k)
 {
 	void   *slot = (char *)cfg + k->offset;
-	const char *name = config_setting_name(s);
+	const char *name = label(s);
 	unsigned long whole;
 	int	t = config_setting_type(s);
 
@@ -797,7 +808,7 @@ config_validate(struct loader *ld, const config_t *cf, struct config *cfg)
 			     "a DSN of the same class (e.g. 552 and 5.2.2)",
 			     cfg->quota.reply_code, cfg->quota.reply_dsn);
 	if (strstr(cfg->quota.maildir_template, "..") ||
-	    strspn(cfg->quota.maildir_template, "%dlu/._-abcdefghijklmnopqrstuvwxyz0123456789")
+	    strspn(cfg->quota.maildir_template, "%dlu/._-abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 	    != strlen(cfg->quota.maildir_template))
 		loader_error(ld, lookup(cf, "quota.maildir_template"),
 			     "maildir_template: only %%d, %%l, %%u, '/', letters and digits are allowed");

@@ -252,8 +252,16 @@ main(int argc, char **argv)
 		return 1;
 	}
 
+	/*
+	 * Every thread mxgate starts inherits this mask: SIGUSR1 is for the
+	 * reload thread, and SIGTERM/SIGINT/SIGHUP for libmilter's signal
+	 * thread, which would otherwise lose them to ours (default action: die).
+	 */
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (!services_start(cfg)) {
 		config_release(cfg);

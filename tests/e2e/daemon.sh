@@ -1,0 +1,179 @@
+#!/bin/bash
+# daemon.sh - the daemon's life: -V, -t, start-up errors, pidfile, the
+# foreground and background modes, SIGUSR1 reload (new snapshot for new
+# sessions, old one kept by sessions in flight, invalid file rejected),
+# SIGTERM, and dropping to `user` with a unix socket the MTA's user can use.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+top=${abs_top_srcdir:-$(cd "$here/../.." && pwd)}
+MXGATE=${MXGATE:-${abs_top_builddir:-$(pwd)}/mxgate}
+. "$here/lib/tap.sh"
+. "$here/lib/postfix.sh"
+
+pf_need_packages miltertest >/dev/null 2>&1 || command -v miltertest >/dev/null || {
+    echo "Bail out! miltertest missing"; exit 99; }
+[ -x "$MXGATE" ] || { echo "Bail out! no daemon at $MXGATE"; exit 99; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/mxgate-daemon.XXXXXX")
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do pf_kill_pid "$p" 3; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# wait_for COND-COMMAND SECONDS: poll until the command succeeds.
+wait_for() {
+    local limit=$2 i
+    for ((i = 0; i < limit * 10; i++)); do
+        eval "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# --- -V and -t -------------------------------------------------------------
+out=$("$MXGATE" -V 2>&1)
+tap_result $([[ $out =~ ^mxgate\ [0-9]+\.[0-9]+ ]]; echo $?) "-V prints the version ($out)"
+
+: >"$work/empty.conf"
+"$MXGATE" -t -c "$work/empty.conf" >/dev/null 2>&1
+tap_result $? "-t accepts an empty file"
+
+"$MXGATE" -t -c "$top/tests/unit/configs/full.conf" >/dev/null 2>&1
+tap_result $? "-t accepts a file with every key"
+
+out=$("$MXGATE" -t -c "$top/tests/unit/configs/many_errors.conf" 2>&1)
+st=$?
+n=$(grep -c "many_errors.conf:[0-9]*: " <<<"$out")
+tap_result $([ $st -eq 1 ] && [ "$n" -eq 3 ]; echo $?) "-t prints every error as FILE:LINE and exits 1 (status $st, $n lines)"
+
+out=$("$MXGATE" -f -c "$top/tests/unit/configs/unknown_key.conf" -p "inet:$(pf_free_port)@127.0.0.1" 2>&1)
+st=$?
+tap_result $([ $st -eq 1 ] && grep -q 'unknown_key.conf:4: unknown setting "enable"' <<<"$out"; echo $?) \
+    "start-up with a bad file exits 1 naming FILE:LINE"
+
+"$MXGATE" -t -c "$work/no-such.conf" >/dev/null 2>&1
+tap_result $([ $? -eq 1 ]; echo $?) "-t with a missing file exits 1"
+
+"$MXGATE" -x >/dev/null 2>&1
+tap_result $([ $? -eq 1 ]; echo $?) "an unknown option exits 1"
+
+# --- foreground, pidfile, reload, stop ----------------------------------------
+port=$(pf_free_port)
+cat >"$work/a.conf" <<CONF
+pidfile = "$work/mxgate.pid";
+trusted_networks = [ ];
+CONF
+cp "$work/a.conf" "$work/live.conf"
+"$MXGATE" -f -c "$work/live.conf" -p "inet:$port@127.0.0.1" 2>"$work/fg.log" &
+fg=$!
+pids+=("$fg")
+wait_for "pf_port_listening $port" 10
+tap_result $? "foreground daemon listens on inet:$port@127.0.0.1"
+wait_for "[ -s '$work/mxgate.pid' ]" 5
+tap_result $([ "$(cat "$work/mxgate.pid" 2>/dev/null)" = "$fg" ]; echo $?) "pidfile holds the daemon's pid"
+
+# A session that starts before a reload keeps its snapshot; a new one sees the new file.
+cat >"$work/reload.lua" <<'LUA'
+local port = os.getenv("MXPORT")
+local function session(helo)
+    local conn = mt.connect("inet:" .. port .. "@127.0.0.1", 20, 0.1)
+    if conn == nil then error("connect failed") end
+    mt.conninfo(conn, "client.example", "192.0.2.9")
+    mt.helo(conn, helo)
+    return conn
+end
+local function rcpt_reply(conn)
+    mt.mailfrom(conn, "<a@example.net>")
+    mt.rcptto(conn, "<b@example.org>")
+    return mt.getreply(conn)
+end
+local old = session("bad-helo")
+os.execute(os.getenv("RELOAD"))
+local new = session("bad-helo")
+local r_old = rcpt_reply(old)
+local r_new = rcpt_reply(new)
+if r_old ~= SMFIR_REPLYCODE then error("in-flight session lost its snapshot") end
+if r_new ~= SMFIR_CONTINUE then error("new session did not get the new configuration") end
+mt.disconnect(old)
+mt.disconnect(new)
+LUA
+printf 'pidfile = "%s";\ntrusted_networks = [ ];\nhelo: { enabled = false; };\n' "$work/mxgate.pid" >"$work/b.conf"
+MXPORT=$port RELOAD="cp $work/b.conf $work/live.conf && kill -USR1 $fg && sleep 1" \
+    timeout 30 miltertest -s "$work/reload.lua" >"$work/reload.out" 2>&1
+st=$?
+tap_result $st "SIGUSR1: sessions in flight keep their snapshot, new sessions get the new one"
+[ $st -eq 0 ] || tap_diag "$(cat "$work/reload.out")"
+tap_result $(grep -q "configuration reloaded" "$work/fg.log"; echo $?) "reload is logged"
+
+printf 'helo: { enforce_at = "never"; };\n' >"$work/live.conf"
+kill -USR1 "$fg"
+wait_for "grep -q 'reload of .* failed' '$work/fg.log'" 5
+tap_result $? "an invalid file at reload is logged"
+tap_result $(grep -q 'live.conf:1: enforce_at: unknown value "never"' "$work/fg.log"; echo $?) \
+    "the reload error names FILE:LINE"
+kill -0 "$fg" 2>/dev/null
+tap_result $? "the daemon keeps running on the old configuration"
+# The old configuration (helo disabled) is still in force.
+cat >"$work/still.lua" <<'LUA'
+local conn = mt.connect("inet:" .. os.getenv("MXPORT") .. "@127.0.0.1", 20, 0.1)
+mt.conninfo(conn, "client.example", "192.0.2.9")
+mt.helo(conn, "bad-helo")
+mt.mailfrom(conn, "<a@example.net>")
+mt.rcptto(conn, "<b@example.org>")
+if mt.getreply(conn) ~= SMFIR_CONTINUE then error("configuration changed") end
+mt.disconnect(conn)
+LUA
+MXPORT=$port timeout 20 miltertest -s "$work/still.lua" >/dev/null 2>&1
+tap_result $? "after a failed reload the running configuration still applies"
+
+kill -TERM "$fg"
+wait_for "! kill -0 $fg 2>/dev/null" 10
+tap_result $? "SIGTERM stops the daemon"
+wait "$fg" 2>/dev/null
+tap_result $? "exit status 0 after SIGTERM"
+tap_result $([ ! -e "$work/mxgate.pid" ]; echo $?) "pidfile removed at exit"
+
+# --- background mode, unix socket, dropping privileges -------------------------
+if [ "$(id -u)" -eq 0 ]; then
+    mkdir -p "$work/run"
+    chmod 755 "$work" "$work/run"
+    cat >"$work/bg.conf" <<CONF
+socket = "unix:$work/run/mxgate.sock";
+pidfile = "$work/run/mxgate.pid";
+user = "nobody";
+CONF
+    "$MXGATE" -c "$work/bg.conf" 2>"$work/bg.err"
+    st=$?
+    tap_result $st "background start returns 0"
+    wait_for "[ -s '$work/run/mxgate.pid' ]" 5
+    bg=$(cat "$work/run/mxgate.pid" 2>/dev/null)
+    pids+=("$bg")
+    tap_result $(kill -0 "$bg" 2>/dev/null; echo $?) "background daemon runs (pid $bg)"
+    uid=$(awk '/^Uid:/ {print $2}' "/proc/$bg/status" 2>/dev/null)
+    tap_result $([ "$uid" = "$(id -u nobody)" ]; echo $?) "dropped to user nobody (uid $uid)"
+    owner=$(stat -c '%U %a' "$work/run/mxgate.sock" 2>/dev/null)
+    tap_result $([ "$owner" = "nobody 770" ]; echo $?) "unix socket owned by the user, mode 770 ($owner)"
+    cat >"$work/unix.lua" <<'LUA'
+local conn = mt.connect("unix:" .. os.getenv("SOCK"), 20, 0.1)
+if conn == nil then error("connect failed") end
+mt.conninfo(conn, "client.example", "192.0.2.9")
+mt.helo(conn, "bad-helo")
+mt.mailfrom(conn, "<a@example.net>")
+mt.rcptto(conn, "<b@example.org>")
+if mt.getreply(conn) ~= SMFIR_REPLYCODE then error("not refused") end
+mt.disconnect(conn)
+LUA
+    SOCK="$work/run/mxgate.sock" timeout 20 miltertest -s "$work/unix.lua" >/dev/null 2>&1
+    tap_result $? "the unix socket serves sessions after the privilege drop"
+    kill -TERM "$bg" 2>/dev/null
+    wait_for "! kill -0 $bg 2>/dev/null" 10
+    tap_result $? "background daemon stops on SIGTERM"
+else
+    echo "# not root: privilege drop not tested"
+fi
+
+tap_done
+exit 0

@@ -1,0 +1,159 @@
+/*
+ * test_cidr.c - network prefix parsing and matching, IPv4, IPv6 and
+ * v4-mapped addresses.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "cidr.h"
+
+static bool
+matches(const char *net, const char *addr)
+{
+	struct cidr c;
+	struct ipaddr a;
+
+	assert_true(cidr_parse(net, &c));
+	assert_true(ipaddr_parse(addr, &a));
+	return cidr_match(&c, &a);
+}
+
+static void
+test_parse_bad(void **state)
+{
+	static const char *const bad[] = {
+		"", "/", "1.2.3.4/", "1.2.3.4/33", "::1/129", "1.2.3/8", "1.2.3.4/8x",
+		"1.2.3.4/-1", "01.2.3.4", "1.2.3.4.5", "host", "1.2.3.4/0008", "::1%lo",
+		"1.2.3.4 /8", "300.1.1.1", "fe80::1::2",
+	};
+	struct cidr c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(cidr_parse(bad[i], &c));
+}
+
+static void
+test_ipv4(void **state)
+{
+	(void)state;
+	assert_true(matches("127.0.0.0/8", "127.1.2.3"));
+	assert_false(matches("127.0.0.0/8", "128.0.0.1"));
+	assert_true(matches("192.0.2.0/25", "192.0.2.127"));
+	assert_false(matches("192.0.2.0/25", "192.0.2.128"));
+	assert_true(matches("0.0.0.0/0", "203.0.113.9"));
+	assert_true(matches("192.0.2.7", "192.0.2.7"));
+	assert_false(matches("192.0.2.7", "192.0.2.8"));
+	/* host bits in the network are ignored */
+	assert_true(matches("10.1.2.3/8", "10.200.0.1"));
+}
+
+static void
+test_ipv6(void **state)
+{
+	(void)state;
+	assert_true(matches("::1/128", "::1"));
+	assert_false(matches("::1/128", "::2"));
+	assert_true(matches("2001:db8::/32", "2001:db8:ffff::1"));
+	assert_false(matches("2001:db8::/33", "2001:db8:8000::1"));
+	assert_false(matches("2001:db8::/32", "192.0.2.1"));
+	assert_false(matches("192.0.2.0/24", "2001:db8::1"));
+}
+
+static void
+test_v4_mapped(void **state)
+{
+	struct sockaddr_in6 sin6;
+	struct ipaddr a;
+	struct cidr c;
+	char	text[64];
+
+	(void)state;
+	assert_true(matches("127.0.0.0/8", "::ffff:127.0.0.1"));
+	assert_true(matches("::ffff:10.0.0.0/104", "10.9.8.7"));
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "::ffff:192.0.2.1", &sin6.sin6_addr);
+	ipaddr_from_sockaddr((struct sockaddr *)&sin6, &a);
+	assert_int_equal(a.family, AF_INET);
+	ipaddr_format(&a, text, sizeof(text));
+	assert_string_equal(text, "192.0.2.1");
+	assert_true(cidr_parse("192.0.2.0/24", &c));
+	assert_true(cidr_match(&c, &a));
+}
+
+static void
+test_unknown_address(void **state)
+{
+	struct ipaddr a;
+	struct cidr c;
+	char	text[64];
+
+	(void)state;
+	ipaddr_from_sockaddr(NULL, &a);
+	assert_int_equal(a.family, AF_UNSPEC);
+	ipaddr_format(&a, text, sizeof(text));
+	assert_string_equal(text, "unknown");
+	assert_true(cidr_parse("0.0.0.0/0", &c));
+	assert_false(cidr_match(&c, &a));
+}
+
+static void
+test_list(void **state)
+{
+	struct cidr_list list = {0};
+	struct cidr c;
+	struct ipaddr a;
+
+	(void)state;
+	assert_true(cidr_parse("192.0.2.0/24", &c));
+	assert_true(cidr_list_add(&list, &c));
+	assert_true(cidr_parse("2001:db8::/32", &c));
+	assert_true(cidr_list_add(&list, &c));
+	assert_true(ipaddr_parse("2001:db8::5", &a));
+	assert_true(cidr_list_match(&list, &a));
+	assert_true(ipaddr_parse("198.51.100.1", &a));
+	assert_false(cidr_list_match(&list, &a));
+	cidr_list_free(&list);
+	assert_int_equal(list.count, 0);
+}
+
+static void
+test_mask(void **state)
+{
+	struct ipaddr a;
+	char	text[64];
+
+	(void)state;
+	assert_true(ipaddr_parse("2001:db8:1:2:3:4:5:6", &a));
+	ipaddr_mask(&a, 64);
+	ipaddr_format(&a, text, sizeof(text));
+	assert_string_equal(text, "2001:db8:1:2::");
+	assert_true(ipaddr_parse("192.0.2.77", &a));
+	ipaddr_mask(&a, 26);
+	ipaddr_format(&a, text, sizeof(text));
+	assert_string_equal(text, "192.0.2.64");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_bad),
+		cmocka_unit_test(test_ipv4),
+		cmocka_unit_test(test_ipv6),
+		cmocka_unit_test(test_v4_mapped),
+		cmocka_unit_test(test_unknown_address),
+		cmocka_unit_test(test_list),
+		cmocka_unit_test(test_mask),
+	};
+
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
