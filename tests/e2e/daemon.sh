@@ -44,6 +44,9 @@ tap_result $? "-t accepts an empty file"
 "$MXGATE" -t -c "$top/tests/unit/configs/full.conf" >/dev/null 2>&1
 tap_result $? "-t accepts a file with every key"
 
+"$MXGATE" -t -c "$top/contrib/mxgate.conf.example" >/dev/null 2>&1
+tap_result $? "-t accepts contrib/mxgate.conf.example"
+
 out=$("$MXGATE" -t -c "$top/tests/unit/configs/many_errors.conf" 2>&1)
 st=$?
 n=$(grep -c "many_errors.conf:[0-9]*: " <<<"$out")
