@@ -55,6 +55,20 @@ log_msg(enum log_level level, const char *fmt, ...)
 	}
 }
 
+/* Printable copy of an envelope address without the <> the MTA may have sent. */
+static void
+log_address(char *buf, size_t size, const struct field *f)
+{
+	const char *p = f->text;
+	size_t	len = f->len;
+
+	if (len >= 2 && p[0] == '<' && p[len - 1] == '>') {
+		p++;
+		len -= 2;
+	}
+	reply_printable(buf, size, p, len);
+}
+
 void
 log_decision(const struct session *s, const char *action, const char *stage,
 	     const struct verdict *v, const char *detail)
@@ -62,8 +76,8 @@ log_decision(const struct session *s, const char *action, const char *stage,
 	char	from[300], to[300];
 	const struct transaction *tx = &s->tx;
 
-	reply_printable(from, sizeof(from), tx->sender.text, tx->sender.len);
-	reply_printable(to, sizeof(to), tx->rcpt.text, tx->rcpt.len);
+	log_address(from, sizeof(from), &tx->sender);
+	log_address(to, sizeof(to), &tx->rcpt);
 	log_info("%s: %s: %s from %s[%s]: %s%s%s%s%s; from=<%s>%s%s%s helo=<%.300s> check=%s",
 		 tx->queue_id[0] ? tx->queue_id : "NOQUEUE", action, stage,
 		 s->client_name, s->client_addr,

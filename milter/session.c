@@ -86,6 +86,9 @@ session_set_helo(struct session *s, const char *name)
 	reply_printable(s->helo, sizeof(s->helo), name, len);
 	if (len >= sizeof(s->helo))
 		memcpy(s->helo + sizeof(s->helo) - 4, "...", 4);
+	/* As Postfix shows a HELO name in its replies and logs (smtpd.c: neuter()). */
+	for (char *p = s->helo; (p = strpbrk(p, " <>()\\\";@")) != NULL; p++)
+		*p = '?';
 }
 
 void

@@ -1,0 +1,41 @@
+/*
+ * hostname.h - HELO/EHLO name classifier, bit-compatible with Postfix 3.7.
+ *
+ * Contract: hostname_classify() gives the verdict Postfix 3.7 reaches with
+ * "reject_non_fqdn_helo_hostname, reject_invalid_helo_hostname" (in that
+ * order) for a client that did not ask for SMTPUTF8.  Inputs are counted
+ * byte strings: any byte may occur, and NUL or a non-ASCII byte is simply an
+ * invalid character.  Pure functions: thread-safe, no allocation, any length.
+ */
+#ifndef MXGATE_HOSTNAME_H
+#define MXGATE_HOSTNAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum hostname_verdict {
+	HOSTNAME_OK = 0,	/* passes both restrictions */
+	HOSTNAME_NOT_FQDN,	/* 504 5.5.2 ... need fully-qualified hostname */
+	HOSTNAME_INVALID,	/* 501 5.5.2 ... Invalid name */
+	HOSTNAME_BAD_LITERAL,	/* 501 5.5.2 ... invalid ip address */
+};
+
+/*
+ * Classify a HELO argument of len bytes as Postfix does with
+ * "reject_non_fqdn_helo_hostname, reject_invalid_helo_hostname", each
+ * restriction enabled by its flag.  With both flags on, HOSTNAME_INVALID
+ * cannot occur: the first restriction already refuses every bad name.
+ */
+enum hostname_verdict hostname_classify(const char *name, size_t len,
+	    bool reject_non_fqdn, bool reject_invalid);
+
+/* Postfix valid_hostname(): LDH-and-underscore labels, not all numeric. */
+bool	hostname_valid(const char *name, size_t len);
+
+/* Postfix valid_ipv4_hostaddr(): dotted quad, 0.x.x.x only as 0.0.0.0. */
+bool	hostname_valid_ipv4(const char *addr, size_t len);
+
+/* Postfix valid_ipv6_hostaddr(): hex fields, at most one "::", no "IPv6:". */
+bool	hostname_valid_ipv6(const char *addr, size_t len);
+
+#endif

@@ -1,0 +1,569 @@
+/*
+ * test_hostname.c - unit tests for the Postfix-compatible HELO classifier.
+ *
+ * Every row gives the verdict Postfix 3.7.11 reaches with both
+ * restrictions, with reject_non_fqdn_helo_hostname alone and with
+ * reject_invalid_helo_hostname alone.  The expectations were derived from
+ * Postfix's sources (smtpd_check.c, valid_hostname.c,
+ * valid_mailhost_addr.c) and cross-checked against those functions.
+ * Output is TAP, for automake's tap-driver.sh.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hostname.h"
+
+#define OK	HOSTNAME_OK
+#define NF	HOSTNAME_NOT_FQDN
+#define INV	HOSTNAME_INVALID
+#define LIT	HOSTNAME_BAD_LITERAL
+
+struct row {
+	const char *name;
+	size_t	len;
+	enum hostname_verdict both;	/* non_fqdn, then invalid */
+	enum hostname_verdict nf;	/* reject_non_fqdn_helo_hostname only */
+	enum hostname_verdict inv;	/* reject_invalid_helo_hostname only */
+};
+
+/* A literal's length is taken with sizeof, so embedded NULs count. */
+#define ROW(s, b, n, i)	{ (s), sizeof(s) - 1, (b), (n), (i) }
+#define NROWS(t)	(sizeof(t) / sizeof((t)[0]))
+
+/* Print name with non-printable bytes escaped, for failure messages. */
+static void
+print_name(const char *name, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			print_error("%c", c);
+		else
+			print_error("\\x%02x", c);
+	}
+}
+
+/* Check one name under the three flag combinations that enable a check. */
+static void
+check(const char *name, size_t len, enum hostname_verdict both,
+    enum hostname_verdict nf, enum hostname_verdict inv)
+{
+	enum hostname_verdict got[3];
+	const enum hostname_verdict want[3] = { both, nf, inv };
+	char   *copy;
+	int	k;
+
+	/* An exact-size heap copy lets ASan catch a read past the end. */
+	copy = malloc(len ? len : 1);
+	assert_non_null(copy);
+	memcpy(copy, name, len);
+	got[0] = hostname_classify(copy, len, true, true);
+	got[1] = hostname_classify(copy, len, true, false);
+	got[2] = hostname_classify(copy, len, false, true);
+	assert_int_equal(hostname_classify(copy, len, false, false), OK);
+	free(copy);
+	for (k = 0; k < 3; k++) {
+		if (got[k] != want[k]) {
+			print_error("name \"");
+			print_name(name, len);
+			print_error("\" (%zu bytes), flags %s: got %d, want %d\n",
+			    len, k == 0 ? "both" : k == 1 ? "non_fqdn" :
+			    "invalid", (int)got[k], (int)want[k]);
+			fail();
+		}
+	}
+}
+
+static void
+check_rows(const struct row *rows, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		check(rows[i].name, rows[i].len, rows[i].both, rows[i].nf,
+		    rows[i].inv);
+}
+
+/* Build a name of labels of label_len 'a's joined by dots, total_len long. */
+static size_t
+make_name(char *buf, size_t total_len, size_t label_len)
+{
+	size_t	i, run = 0;
+
+	for (i = 0; i < total_len; i++) {
+		if (run == label_len && i + 1 < total_len) {
+			buf[i] = '.';
+			run = 0;
+		} else {
+			buf[i] = 'a';
+			run++;
+		}
+	}
+	return total_len;
+}
+
+static void
+test_valid_names(void **state)
+{
+	static const struct row rows[] = {
+		ROW("mail.example.com", OK, OK, OK),
+		ROW("MX1.Example.COM", OK, OK, OK),
+		ROW("a.b", OK, OK, OK),
+		ROW("localhost.localdomain", OK, OK, OK),
+		ROW("123.example", OK, OK, OK),
+		ROW("mail.example.123", OK, OK, OK),
+		ROW("ma-il.ex--ample.com", OK, OK, OK),
+		ROW("xn--bcher-kva.example", OK, OK, OK),
+		ROW("a.b.c.d.e.f.g.h.i.j.k", OK, OK, OK),
+	};
+
+	(void)state;
+	check_rows(rows, NROWS(rows));
+}
+
+static void
+test_single_label(void **state)
+{
+	static const struct row rows[] = {
+		ROW("localhost", NF, NF, OK),
+		ROW("usuario-10c7392", NF, NF, OK),
+		ROW("ylmf-pc", NF, NF, OK),
+		ROW("WIN-ABC123DEF", NF, NF, OK),
+		ROW("a", NF, NF, OK),
+		ROW("x1", NF, NF, OK),
+	};
+
+	(void)state;
+	check_rows(rows, NROWS(rows));
+}
+
+static void
+test_trailing_dot(void **state)
+{
+	static const struct row rows[] = {
+		/* One trailing dot is dropped before the checks... */
+		ROW("mail.example.com.", OK, OK, OK),
+		ROW("localhost.", NF, NF, OK),
+		ROW("a.", NF, NF, OK),
+		/* ...but not two, and not a lone dot. */
+		ROW("mail.example.com..", NF, NF, INV),
+		ROW("a..", NF, NF, INV),
+		ROW(".", NF, NF, INV),
+		ROW("..", NF, NF, INV),
+	};
+
+	(void)state;
+	check_rows(rows, NROWS(rows));
+}
+
+static void
+test_misplaced_dots(void **state)
+{
+	static const struct row rows[] = {
+		ROW(".example.com", NF, NF, INV),
+		ROW("mail..example.com", NF, NF, INV),
+		ROW("...", NF, NF, INV),
+		ROW(".a", NF, NF, INV),
+	};
+
+	(void)state;
+	check_rows(rows, NROWS(rows));
+}
+
+static void
+test_hyphens(void **state)
+{
+	static const struct row rows[] = {
+		ROW("-mail.example.com", NF, NF, INV),
+		ROW("mail-.example.com", NF, NF, INV),
+		ROW("mail.-example.com", NF, NF, INV),
+		ROW("mail.example-.com", NF, NF, INV),
+		ROW("mail.example.com-", NF, NF, INV),
+		ROW("mail.example.com-.", NF, NF, INV),
+		ROW("-", NF, NF, INV),
+		ROW("a-", NF, NF, INV),
+		ROW("a-b", NF, NF, OK),
+		/* A hyphen makes a label non-numeric (Postfix >= 2.7). */
+		ROW("1-2.3", OK, OK, OK),
+		ROW("1.2-3", OK, OK, OK),
+	};
+
+	(void)state;
+	check_rows(rows, NROWS(rows));
+}
+
+static void
+test_underscore(void **state)
+{
+	static const struct row rows[] = {
+		ROW("mail_1.example.com", OK, OK, OK),
+		ROW("_dmarc.example.com", OK, OK, OK),
+		ROW("mail.example_.com", OK, OK, OK),
+		ROW("_", NF, NF, OK),
+		ROW("_._", OK, OK, OK),
+		ROW("1_2.3", OK, OK, OK),
+	};
+
+	(void)state;
+	check_rows(rows, NROWS(rows));
+}
+
+static void
+test_numeric(void **state)
+{
+	static const struct row rows[] = {
+		/* All digits and dots: never an FQDN, but a bare IPv4
+		 * address still passes reject_invalid_helo_hostname. */
+		ROW("1.2.3.4", NF, NF, OK),
+		ROW("1.2.3.4.", NF, NF, OK),
+		ROW("0.0.0.0", NF, NF, OK),
+		ROW("255.255.255.255", NF, NF, OK),
+		ROW("123", NF, NF, INV),
+		ROW("1.2.3", NF, NF, INV),
+		ROW("1.2.3.4.5", NF, NF, INV),
+		ROW("1.2.3.256", NF, NF, INV),
+		ROW("300.1.1.1", NF, NF, INV),
+		ROW("0.1.2.3", NF, NF, INV),
+		ROW("01.2.3.4", NF, NF, OK),
+		ROW("1.2.3.4..", NF, NF, INV),
+	};
+
+	(void)state;
+	check_rows(rows, NROWS(rows));
+}
+
+static void
+test_bare_ipv6(void **state)
+{
+	static const struct row rows[] = {
+		ROW("::1", NF, NF, OK),
+		ROW("2001:db8::1", NF, NF, OK),
+		ROW("::ffff:1.2.3.4", NF, NF, OK),
+		ROW("2001:db8::1.", NF, NF, OK),
+		ROW("IPv6:::1", NF, NF, INV),
+		ROW("2001:db8::g", NF, NF, INV),
+		ROW(":", NF, NF, INV),
+	};
+
+	(void)state;
+	check_rows(rows, NROWS(rows));
+}
+
+static void
+test_label_length(void **state)
+{
+	char	buf[128];
+	size_t	n;
+
+	(void)state;
+	memset(buf, 'a', 63);
+	memcpy(buf + 63, ".example.com", 12);
+	check(buf, 75, OK, OK, OK);
+	memset(buf, 'a', 64);
+	memcpy(buf + 64, ".example.com", 12);
+	check(buf, 76, NF, NF, INV);
+	/* The label length counts hyphens too. */
+	memset(buf, 'a', 63);
+	buf[31] = '-';
+	memcpy(buf + 63, ".com", 4);
+	check(buf, 67, OK, OK, OK);
+	/* Last label, and a lone label. */
+	memcpy(buf, "mail.", 5);
+	memset(buf + 5, '7', 63);
+	check(buf, 68, OK, OK, OK);
+	memset(buf + 5, '7', 64);
+	check(buf, 69, NF, NF, INV);
+	n = make_name(buf, 63, 63);
+	check(buf, n, NF, NF, OK);
+	n = make_name(buf, 64, 64);
+	check(buf, n, NF, NF, INV);
+}
+
+static void
+test_name_length(void **state)
+{
+	char	buf[600];
+
+	(void)state;
+	check(buf, make_name(buf, 255, 50), OK, OK, OK);
+	check(buf, make_name(buf, 256, 50), NF, NF, INV);
+	/* The trailing dot is dropped before the length is checked. */
+	make_name(buf, 255, 50);
+	buf[255] = '.';
+	check(buf, 256, OK, OK, OK);
+	buf[256] = '.';
+	check(buf, 257, NF, NF, INV);
+	check(buf, make_name(buf, 599, 63), NF, NF, INV);
+}
+
+static void
+test_bad_characters(void **state)
+{
+	static const struct row rows[] = {
+		ROW("mail%example.com", NF, NF, INV),
+		ROW("user@example.com", NF, NF, INV),
+		ROW("\"mail.example.com\"", NF, NF, INV),
+		ROW("'mail.example.com'", NF, NF, INV),
+		ROW("mail example.com", NF, NF, INV),
+		ROW("mail.example.com:25", NF, NF, INV),
+		ROW("mail/example.com", NF, NF, INV),
+		ROW("mail\\.example.com", NF, NF, INV),
+		ROW("*.example.com", NF, NF, INV),
+		ROW("mail.example.com]", NF, NF, INV),
+		ROW("<mail.example.com>", NF, NF, INV),
+		ROW("mail\r.example.com", NF, NF, INV),
+		ROW("mail\t.example.com", NF, NF, INV),
+	};
+
+	(void)state;
+	check_rows(rows, NROWS(rows));
+}
+
+static void
+test_non_ascii(void **state)
+{
+	static const struct row rows[] = {
+		/* Without SMTPUTF8 any byte >= 0x80 is an invalid character. */
+		ROW("b\xc3\xbc" "cher.example", NF, NF, INV),
+		ROW("b\xfc" "cher.example", NF, NF, INV),
+		ROW("mail.example.com\xff", NF, NF, INV),
+		ROW("\xe2\x80\x8bmail.example.com", NF, NF, INV),
+		ROW("[1.2.3.4\xc2\xa0]", LIT, LIT, LIT),
+		ROW("\xc3\xa9", NF, NF, INV),
+	};
+
+	(void)state;
+	check_rows(rows, NROWS(rows));
+}
+
+static void
+test_nul(void **state)
+{
+	static const struct row rows[] = {
+		ROW("mail\0.example.com", NF, NF, INV),
+		ROW("mail.example.com\0", NF, NF, INV),
+		ROW("\0mail.example.com", NF, NF, INV),
+		ROW("mail.example.com\0.", NF, NF, INV),
+		ROW("1.2.3.4\0", NF, NF, INV),
+		ROW("::1\0", NF, NF, INV),
+		ROW("\0", NF, NF, INV),
+		ROW("[1.2.3.4\0]", LIT, LIT, LIT),
+		ROW("[IPv6:::1\0]", LIT, LIT, LIT),
+		ROW("[1.2.3.4]\0", LIT, LIT, LIT),
+	};
+
+	(void)state;
+	check_rows(rows, NROWS(rows));
+}
+
+static void
+test_empty(void **state)
+{
+	(void)state;
+	check("", 0, NF, NF, INV);
+	assert_false(hostname_valid("", 0));
+	assert_false(hostname_valid_ipv4("", 0));
+	assert_false(hostname_valid_ipv6("", 0));
+}
+
+static void
+test_literal_ipv4(void **state)
+{
+	static const struct row rows[] = {
+		ROW("[1.2.3.4]", OK, OK, OK),
+		ROW("[127.0.0.1]", OK, OK, OK),
+		ROW("[0.0.0.0]", OK, OK, OK),
+		ROW("[255.255.255.255]", OK, OK, OK),
+		ROW("[01.002.3.4]", OK, OK, OK),
+		ROW("[1.2.3]", LIT, LIT, LIT),
+		ROW("[1.2.3.4.5]", LIT, LIT, LIT),
+		ROW("[1.2.3.256]", LIT, LIT, LIT),
+		ROW("[300.1.1.1]", LIT, LIT, LIT),
+		ROW("[0.1.2.3]", LIT, LIT, LIT),
+		ROW("[1..2.3]", LIT, LIT, LIT),
+		ROW("[1.2.3.4.]", LIT, LIT, LIT),
+		ROW("[.1.2.3.4]", LIT, LIT, LIT),
+		ROW("[1.2.3.-4]", LIT, LIT, LIT),
+	};
+
+	(void)state;
+	check_rows(rows, NROWS(rows));
+}
+
+static void
+test_literal_ipv6(void **state)
+{
+	static const struct row rows[] = {
+		ROW("[IPv6:::1]", OK, OK, OK),
+		ROW("[IPv6:2001:db8::1]", OK, OK, OK),
+		ROW("[ipv6:2001:DB8::1]", OK, OK, OK),
+		ROW("[IPV6:::]", OK, OK, OK),
+		ROW("[IPv6:1::]", OK, OK, OK),
+		ROW("[IPv6:::ffff:1.2.3.4]", OK, OK, OK),
+		ROW("[IPv6:1:2:3:4:5:6:7:8]", OK, OK, OK),
+		ROW("[IPv6:1:2:3:4:5:6:1.2.3.4]", OK, OK, OK),
+		/* Postfix does not insist on eight fields. */
+		ROW("[IPv6:1:2:3]", OK, OK, OK),
+		ROW("[IPv6:zz]", LIT, LIT, LIT),
+		ROW("[IPv6:]", LIT, LIT, LIT),
+		ROW("[IPv6:1:2]", LIT, LIT, LIT),
+		ROW("[IPv6::1:2]", LIT, LIT, LIT),
+		ROW("[IPv6:1:2:]", LIT, LIT, LIT),
+		ROW("[IPv6::::]", LIT, LIT, LIT),
+		ROW("[IPv6:1::2::3]", LIT, LIT, LIT),
+		ROW("[IPv6:12345::1]", LIT, LIT, LIT),
+		ROW("[IPv6:1:2:3:4:5:6:7:8:9]", LIT, LIT, LIT),
+		ROW("[IPv6:1:2:3:4:5:6:7:1.2.3.4]", LIT, LIT, LIT),
+		ROW("[IPv6:::ffff:1.2.3]", LIT, LIT, LIT),
+		ROW("[IPv6:::ffff:a.2.3.4]", LIT, LIT, LIT),
+		ROW("[IPv6:::1%eth0]", LIT, LIT, LIT),
+		ROW("[IPv6:1.2.3.4]", LIT, LIT, LIT),
+		ROW("[IPv6 ::1]", LIT, LIT, LIT),
+		/* No tag: the IPv4 syntax applies. */
+		ROW("[::1]", LIT, LIT, LIT),
+		ROW("[2001:db8::1]", LIT, LIT, LIT),
+	};
+
+	(void)state;
+	check_rows(rows, NROWS(rows));
+}
+
+static void
+test_literal_malformed(void **state)
+{
+	static const struct row rows[] = {
+		ROW("[]", LIT, LIT, LIT),
+		ROW("[", LIT, LIT, LIT),
+		ROW("[]]", LIT, LIT, LIT),
+		ROW("[1.2.3.4", LIT, LIT, LIT),
+		ROW("[1.2.3.4].", LIT, LIT, LIT),
+		ROW("[1.2.3.4]]", LIT, LIT, LIT),
+		ROW("[[1.2.3.4]]", LIT, LIT, LIT),
+		ROW("[mail.example.com]", LIT, LIT, LIT),
+		ROW("[localhost]", LIT, LIT, LIT),
+		/* Only a leading '[' makes a literal. */
+		ROW("1.2.3.4]", NF, NF, INV),
+		ROW("]", NF, NF, INV),
+	};
+
+	(void)state;
+	check_rows(rows, NROWS(rows));
+}
+
+static void
+test_helper_hostname(void **state)
+{
+	(void)state;
+	assert_true(hostname_valid("a", 1));
+	assert_true(hostname_valid("a.b", 3));
+	assert_true(hostname_valid("_", 1));
+	assert_true(hostname_valid("1-2", 3));
+	assert_false(hostname_valid("1.2", 3));
+	assert_false(hostname_valid("a.", 2));	/* no dot stripping here */
+	assert_false(hostname_valid("a.b", 2));	/* length is honoured */
+	assert_true(hostname_valid("a.bX", 3));
+	assert_false(hostname_valid("a-", 2));
+	assert_false(hostname_valid("-a", 2));
+}
+
+static void
+test_helper_ipv4(void **state)
+{
+	(void)state;
+	assert_true(hostname_valid_ipv4("1.2.3.4", 7));
+	assert_true(hostname_valid_ipv4("00.0.0.0", 8));
+	assert_true(hostname_valid_ipv4("1.2.3.0004", 10));
+	assert_true(hostname_valid_ipv4("1.2.3.45", 7));	/* "1.2.3.4" */
+	assert_false(hostname_valid_ipv4("000.1.1.1", 9));
+	assert_false(hostname_valid_ipv4("1.2.3.4.", 8));
+	assert_false(hostname_valid_ipv4("1.2.3.4", 6));	/* "1.2.3." */
+	assert_false(hostname_valid_ipv4("1.2.3.999", 9));
+	assert_false(hostname_valid_ipv4("1.2.3.4 ", 8));
+	assert_false(hostname_valid_ipv4("0x1.2.3.4", 9));
+}
+
+static void
+test_helper_ipv6(void **state)
+{
+	(void)state;
+	assert_true(hostname_valid_ipv6("::", 2));
+	assert_true(hostname_valid_ipv6("::1", 3));
+	assert_true(hostname_valid_ipv6("1::", 3));
+	assert_true(hostname_valid_ipv6("1:2:3", 5));
+	assert_true(hostname_valid_ipv6("FFFF::abcd", 10));
+	assert_true(hostname_valid_ipv6("::1.2.3.4", 9));
+	assert_false(hostname_valid_ipv6("1:2", 3));
+	assert_false(hostname_valid_ipv6(":1:2", 4));
+	assert_false(hostname_valid_ipv6(":::", 3));
+	assert_false(hostname_valid_ipv6("fffff::", 7));
+	assert_false(hostname_valid_ipv6("::0.1.2.3", 9));
+	assert_false(hostname_valid_ipv6("1.2.3.4", 7));
+	assert_false(hostname_valid_ipv6("1:2:3", 4));	/* "1:2:" */
+}
+
+/* With both flags, the verdict is the first refusal of the two singles. */
+static void
+test_flag_composition(void **state)
+{
+	static const char *const names[] = {
+		"mail.example.com", "localhost", "a..b", "1.2.3.4", "123",
+		"::1", "[1.2.3.4]", "[1.2.3]", "bad!name", "x.", "", "[",
+	};
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < NROWS(names); i++) {
+		size_t	len = strlen(names[i]);
+		enum hostname_verdict nf, inv, both;
+
+		nf = hostname_classify(names[i], len, true, false);
+		inv = hostname_classify(names[i], len, false, true);
+		both = hostname_classify(names[i], len, true, true);
+		assert_int_equal(both, nf != OK ? nf : inv);
+		/* The non-FQDN check already refuses every invalid name. */
+		assert_int_not_equal(both, INV);
+		assert_int_not_equal(nf, INV);
+		assert_true(inv == OK || inv == INV || inv == LIT);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_valid_names),
+		cmocka_unit_test(test_single_label),
+		cmocka_unit_test(test_trailing_dot),
+		cmocka_unit_test(test_misplaced_dots),
+		cmocka_unit_test(test_hyphens),
+		cmocka_unit_test(test_underscore),
+		cmocka_unit_test(test_numeric),
+		cmocka_unit_test(test_bare_ipv6),
+		cmocka_unit_test(test_label_length),
+		cmocka_unit_test(test_name_length),
+		cmocka_unit_test(test_bad_characters),
+		cmocka_unit_test(test_non_ascii),
+		cmocka_unit_test(test_nul),
+		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_literal_ipv4),
+		cmocka_unit_test(test_literal_ipv6),
+		cmocka_unit_test(test_literal_malformed),
+		cmocka_unit_test(test_helper_hostname),
+		cmocka_unit_test(test_helper_ipv4),
+		cmocka_unit_test(test_helper_ipv6),
+		cmocka_unit_test(test_flag_composition),
+	};
+
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
