@@ -20,17 +20,24 @@
 #include "policy.h"
 #include "session.h"
 
-/* Macros each stage reads.  {daemon_name}: helo exempt_daemons; {auth_authen}: exemptions; {i}: logs. */
+/*
+ * Macros each stage reads: {daemon_name} for helo.exempt_daemons (asked
+ * for only when the list is not empty), {auth_authen} for exemptions, {i}
+ * for logs.  Every macro packet costs both sides a read and a poll
+ * (PERF-NOTES.md), so the other stages get an empty list: Postfix opens the
+ * queue file only after the first accepted RCPT, so {i} later than MAIL
+ * would only name the queue in the logs of a message's later recipients.
+ */
 static const struct {
 	int	stage;
 	const char *macros;
 } symlists[] = {
-	{SMFIM_CONNECT, "{daemon_name}"},
+	{SMFIM_CONNECT, ""},
 	{SMFIM_HELO, ""},
 	{SMFIM_ENVFROM, "{auth_authen} {i}"},
-	{SMFIM_ENVRCPT, "{i}"},
-	{SMFIM_DATA, "{i}"},
-	{SMFIM_EOM, "{i}"},
+	{SMFIM_ENVRCPT, ""},
+	{SMFIM_DATA, ""},
+	{SMFIM_EOM, ""},
 };
 
 /* Protocol steps mxgate never needs, and replies it never gives. */
@@ -45,11 +52,13 @@ ctx_session(SMFICTX *ctx)
 	return smfi_getpriv(ctx);
 }
 
-/* A copy of a macro's value ("" when the MTA did not send it). */
+/* A printable copy of a macro's value ("" when the MTA did not send it). */
 static void
 get_macro(SMFICTX *ctx, const char *name, char *buf, size_t size)
 {
-	copy_string(buf, size, smfi_getsymval(ctx, (char *)name));
+	const char *value = smfi_getsymval(ctx, (char *)name);
+
+	reply_printable(buf, size, value ? value : "", value ? strlen(value) : 0);
 }
 
 /* The session of ctx, opened on first use with the current configuration. */
@@ -87,9 +96,14 @@ mx_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	*pf2 = *pf3 = 0;
 	if (f0 & SMFIF_SETSYMLIST) {
 		*pf0 |= SMFIF_SETSYMLIST;
-		for (size_t i = 0; i < sizeof(symlists) / sizeof(symlists[0]); i++)
-			if (smfi_setsymlist(ctx, symlists[i].stage, (char *)symlists[i].macros) != MI_SUCCESS)
+		for (size_t i = 0; i < sizeof(symlists) / sizeof(symlists[0]); i++) {
+			const char *macros = symlists[i].macros;
+
+			if (symlists[i].stage == SMFIM_CONNECT && s->cfg->helo.exempt_daemons.count > 0)
+				macros = "{daemon_name}";
+			if (smfi_setsymlist(ctx, symlists[i].stage, (char *)macros) != MI_SUCCESS)
 				log_debug("MTA refused the macro list of stage %d", symlists[i].stage);
+		}
 	}
 	s->protocol_flags = *pf1;
 	return SMFIS_CONTINUE;
@@ -129,7 +143,8 @@ apply_verdict(SMFICTX *ctx, struct session *s, const struct verdict *v)
 		if (v->kind == VERDICT_HOLD) {
 			s->tx.hold = true;
 			copy_string(s->tx.hold_reason, sizeof(s->tx.hold_reason), v->subject);
-		}
+		} else if (s->tx.warning[0] == '\0')
+			copy_string(s->tx.warning, sizeof(s->tx.warning), v->subject);
 		return SMFIS_CONTINUE;
 	}
 	if (v->kind != VERDICT_REFUSE)
@@ -184,8 +199,6 @@ mx_envrcpt(SMFICTX *ctx, char **argv)
 
 	if (s == NULL)
 		return SMFIS_TEMPFAIL;
-	if (s->tx.queue_id[0] == '\0')
-		get_macro(ctx, "{i}", s->tx.queue_id, sizeof(s->tx.queue_id));
 	field_set(&s->tx.rcpt, argv[0] ? argv[0] : "");
 	s->tx.rcpts_seen++;
 	policy_run(s, STAGE_RCPT, &v);
@@ -217,6 +230,10 @@ mx_eom(SMFICTX *ctx)
 	if (s != NULL && s->tx.hold &&
 	    smfi_quarantine(ctx, s->tx.hold_reason) != MI_SUCCESS)
 		log_warning("MTA refused to quarantine the message");
+	/* For later filters to score; the text is printable ASCII (check_ratelimit.c). */
+	if (s != NULL && s->tx.warning[0] != '\0' &&
+	    smfi_addheader(ctx, "X-Mxgate-Warning", s->tx.warning) != MI_SUCCESS)
+		log_warning("MTA refused the X-Mxgate-Warning header");
 	if (s != NULL) {
 		policy_transaction_end(s, true);
 		session_reset_transaction(s);

@@ -1,12 +1,22 @@
 /*
- * check_overload.c - placeholder until the overload check lands: no opinion.
+ * check_overload.c - while the server is overloaded, MAIL FROM from an
+ * unauthenticated client gets "451 4.3.2 Server busy, try again later".
+ *
+ * The verdict comes from overload.c's sampler through one atomic load: no
+ * lock and no file system access here.  Trusted clients never reach the
+ * checks (policy.c); authenticated ones ({auth_authen}) always pass.
+ * Thread-safety: reads the session and the atomic word only.
  */
 #include "checks.h"
+#include "overload.h"
 
 void
 check_overload(struct session *s, enum stage stage, struct verdict *v)
 {
-	(void)s;
-	(void)stage;
-	(void)v;
+	if (stage != STAGE_MAIL || !s->cfg->overload.enabled || session_authenticated(s))
+		return;
+	if (!overload_active())
+		return;
+	if (reply_set(&v->reply, 451, "4.3.2", NULL, 0, "Server busy, try again later"))
+		v->kind = VERDICT_REFUSE;
 }

@@ -819,6 +819,9 @@ config_validate(struct loader *ld, const config_t *cf, struct config *cfg)
 				     p[1] ? p[1] : ' ');
 			break;
 		}
+	if (cfg->quota.maildir_root[0] != '/')
+		loader_error(ld, lookup(cf, "quota.maildir_root"),
+			     "maildir_root: must be an absolute path");
 	if (strpbrk(cfg->quota.recipient_delimiter, "@ \t\r\n") != NULL)
 		loader_error(ld, lookup(cf, "quota.recipient_delimiter"),
 			     "recipient_delimiter: must not contain '@' or white space");

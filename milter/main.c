@@ -232,6 +232,13 @@ main(int argc, char **argv)
 	config_install(cfg);
 	signal(SIGPIPE, SIG_IGN);
 
+	/*
+	 * How long libmilter waits for the MTA's next command.  Above Postfix's
+	 * smtpd_timeout (300 s), so an idle SMTP client never costs its session
+	 * the filter; far below libmilter's default of two hours, so a hung MTA
+	 * connection does not hold a worker thread for that long.
+	 */
+	smfi_settimeout(900);
 	if (smfi_setconn((char *)socket_spec) != MI_SUCCESS || callbacks_register() != 0) {
 		log_error("cannot set up milter socket %s", socket_spec);
 		return 1;

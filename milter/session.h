@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cidr.h"
 #include "config.h"
@@ -24,6 +25,18 @@
 #define SESSION_HELO_MAX	1024	/* kept for replies and logs; classified in full */
 #define SESSION_PATH_MAX	1024	/* RFC 5321 path: 256 octets; more is refused as too long */
 #define SESSION_MACRO_MAX	256
+
+#define SESSION_RATE_CHARGES	64	/* distinct counters a transaction can give back */
+
+/* Events a transaction charged to one rule's counters, to give back if it is not accepted. */
+struct rate_charge {
+	uint64_t time_ms;		/* when charged: gives each window */
+	uint32_t count;			/* events charged to these counters */
+	uint16_t rule;			/* index in cfg->ratelimit.rules */
+	int16_t	class_index;		/* -1: the rule's own limits */
+	bool	local;			/* in the in-process store (on_error = "local") */
+	uint8_t	digest[32];		/* of the key value */
+};
 
 /* A copied string and whether it was cut. */
 struct field {
@@ -43,6 +56,10 @@ struct transaction {
 	bool	needs_eom;		/* a hold or warn waits for end of message */
 	bool	hold;
 	char	hold_reason[VERDICT_SUBJECT_MAX];
+	char	warning[VERDICT_SUBJECT_MAX];	/* X-Mxgate-Warning value, "" if none */
+	struct rate_charge rate_charges[SESSION_RATE_CHARGES];
+	unsigned nrate_charges;
+	bool	rate_charges_lost;	/* more counters than rate_charges holds */
 };
 
 struct session {
@@ -57,6 +74,7 @@ struct session {
 	bool	helo_seen;
 	char	helo[SESSION_HELO_MAX];	/* printable, possibly cut with "..." */
 	enum hostname_verdict helo_verdict;
+	bool	rate_connection_charged;	/* count = "connections" rules charged */
 	struct transaction tx;
 };
 

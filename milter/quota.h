@@ -1,0 +1,79 @@
+/*
+ * quota.h - the quota service: which source answers (MariaDB when
+ * mysql.host or mysql.socket is set, else maildirs), a bounded cache of
+ * what it said, a circuit breaker in front of a server that keeps
+ * failing, and the verdict for one recipient.
+ *
+ * Contract: quota_check() says FULL only when every number it used was
+ * read (a cut walk that is still under the limit is no opinion); ERROR
+ * when the source or a maildir could not be read, so that policy.c
+ * applies on_error.  It returns well within the MTA's milter timeout:
+ * walks are bounded, SQL calls carry mysql.timeout_ms, and a breaker that
+ * is open answers at once.
+ *
+ * Thread-safety: quota_check() and quota_stats() from any worker thread;
+ * quota_start() before smfi_main, quota_reload() from the reload thread,
+ * quota_stop() after smfi_main returned.  The cache is striped by lock;
+ * no lock is held across a source call or file system walk.
+ */
+#ifndef MXGATE_QUOTA_H
+#define MXGATE_QUOTA_H
+
+#include <stdbool.h>
+
+#include "address.h"
+#include "config.h"
+
+enum quota_verdict {
+	QUOTA_NO_OPINION,		/* not full, unlimited, or no local mailbox */
+	QUOTA_FULL,
+	QUOTA_ERROR,			/* could not look: on_error decides */
+};
+
+/* What quota_check() found, for logs and tests. */
+struct quota_result {
+	enum quota_verdict verdict;
+	char	mailbox[ADDRESS_MAX];	/* the (first) full mailbox, or the one that failed */
+	unsigned long long usage, limit;	/* of that mailbox; limit includes grace */
+	size_t	nmailboxes, nfull, nerrors, nother;
+	const char *why;		/* static: "no local mailbox", "source failed", ... */
+	bool	skipped;		/* ERROR without asking: the circuit breaker is open */
+};
+
+/* Counters for the benchmark and debug logs. */
+struct quota_stats {
+	unsigned long long hits, misses;	/* cache */
+	unsigned long long source_calls;	/* calls that reached the source */
+	unsigned long long walks;		/* maildirsize recalculations */
+	unsigned long long breaker_skips;	/* calls refused by an open breaker */
+};
+
+/* Open the source of cfg (and initialise the SQL library); false if it cannot run. */
+bool	quota_start(const struct config *cfg);
+
+/* A new configuration: reopen the source if its settings changed; empty the cache. */
+void	quota_reload(const struct config *cfg);
+
+/*
+ * Start with src (taken over, closed by quota_stop) instead of the source
+ * cfg names: tests and benchmarks.  remote puts the breaker in front.
+ */
+bool	quota_start_with(const struct config *cfg, struct quota_source *src, bool remote);
+
+/* Close the source and free the cache. */
+void	quota_stop(void);
+
+/*
+ * The verdict for one parsed recipient under the session's configuration
+ * cfg; size is the MAIL FROM SIZE= (0 when unknown).
+ */
+enum quota_verdict quota_check(const struct config *cfg, const struct address *addr,
+			       unsigned long long size, struct quota_result *out);
+
+/* A snapshot of the counters. */
+void	quota_stats(struct quota_stats *out);
+
+/* Drop every cached entry (tests, benchmarks; reload does it too). */
+void	quota_cache_flush(void);
+
+#endif

@@ -1,0 +1,610 @@
+/*
+ * ratelimit.c - sliding-window rate limits over a counter store (see
+ * ratelimit.h for the windows, the admission rule and the key format).
+ *
+ * The digest is SHA-256 from nettle: a well-kept library (GnuTLS's),
+ * with a plain allocation-free API, no global initialisation and nothing
+ * to lock, and a digest for which nobody can make two key values share a
+ * counter on purpose (a client choosing addresses cannot land on another
+ * client's counter).
+ *
+ * One memcached round trip per counted window: the increment.  The count
+ * of the previous window, which the sliding estimate also needs, no longer
+ * changes once that window is over, so it is read once per key and window
+ * and kept in a small in-process cache until the current window ends.
+ *
+ * Thread-safety: the stores are thread-safe; the pointer to the current
+ * memcached store is guarded by a mutex and reference-counted, so a reload
+ * never frees a store that a thread is using.
+ */
+#include "ratelimit.h"
+
+#include <arpa/inet.h>
+#include <fnmatch.h>
+#include <nettle/sha2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "counter_store.h"
+#include "log.h"
+
+#define LOCAL_MAX_ENTRIES	262144	/* in-process counters (about 200 bytes each) */
+#define CACHE_MAX_ENTRIES	65536	/* cached counts of finished windows */
+
+/* The memcached side, replaced on reload. */
+struct backend {
+	int	refs;			/* guarded by backend_lock */
+	struct counter_store *remote;	/* NULL: no servers, count in process */
+	char   *signature;		/* servers and timeout it was made from */
+};
+
+static pthread_mutex_t backend_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct backend *backend_current;
+static struct counter_store *local_store;	/* start to stop: survives reloads */
+static struct counter_store *window_cache;	/* previous windows' counts from memcached */
+static atomic_bool counting_locally;
+
+uint64_t
+ratelimit_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- window arithmetic ---------------------------------------------------- */
+
+void
+ratelimit_window(uint64_t now_ms, unsigned long period, struct rate_window *w)
+{
+	w->period_ms = (uint64_t)(period ? period : 1) * 1000;
+	w->index = now_ms / w->period_ms;
+	w->elapsed_ms = now_ms % w->period_ms;
+}
+
+bool
+ratelimit_within(uint64_t current, uint64_t previous, const struct rate_window *w,
+		 unsigned long limit)
+{
+	/* Whole numbers only: current*P + previous*(P - elapsed) <= limit*P. */
+	unsigned __int128 lhs = (unsigned __int128)current * w->period_ms +
+	    (unsigned __int128)previous * (w->period_ms - w->elapsed_ms);
+
+	return lhs <= (unsigned __int128)limit * w->period_ms;
+}
+
+uint64_t
+ratelimit_estimate(uint64_t current, uint64_t previous, const struct rate_window *w)
+{
+	unsigned __int128 sum = (unsigned __int128)current * w->period_ms +
+	    (unsigned __int128)previous * (w->period_ms - w->elapsed_ms);
+	unsigned __int128 est = sum / w->period_ms;
+
+	return est > UINT64_MAX ? UINT64_MAX : (uint64_t)est;
+}
+
+unsigned
+ratelimit_ttl(const struct rate_window *w)
+{
+	/* Until the next window ends, rounded up, and a second to spare. */
+	return (unsigned)((2 * w->period_ms - w->elapsed_ms + 999) / 1000 + 1);
+}
+
+/* ---- key values ---------------------------------------------------------- */
+
+unsigned
+ratelimit_group(const struct ipaddr *addr, unsigned ipv4_prefix, unsigned ipv6_prefix,
+		struct ipaddr *out, char *text, size_t size)
+{
+	unsigned prefix = addr->family == AF_INET ? (ipv4_prefix > 32 ? 32 : ipv4_prefix)
+	    : (ipv6_prefix > 128 ? 128 : ipv6_prefix);
+	char	net[INET6_ADDRSTRLEN];
+
+	*out = *addr;
+	ipaddr_mask(out, prefix);
+	ipaddr_format(out, net, sizeof(net));
+	snprintf(text, size, "%s/%u", net, prefix);
+	return prefix;
+}
+
+/* An address as counted: one pair of enclosing <> dropped, ASCII lower-cased. */
+static size_t
+normalise_address(const struct field *f, char *out, size_t size)
+{
+	const char *p = f->text;
+	size_t	len = f->len;
+
+	if (len >= 2 && p[0] == '<' && p[len - 1] == '>') {
+		p++;
+		len -= 2;
+	}
+	if (len >= size)
+		len = size - 1;
+	for (size_t i = 0; i < len; i++)
+		out[i] = (p[i] >= 'A' && p[i] <= 'Z') ? (char)(p[i] - 'A' + 'a') : p[i];
+	out[len] = '\0';
+	return len;
+}
+
+/* ASCII lower-case copy of a string. */
+static size_t
+lower_copy(const char *src, char *out, size_t size)
+{
+	size_t	len = strlen(src);
+
+	if (len >= size)
+		len = size - 1;
+	for (size_t i = 0; i < len; i++)
+		out[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] - 'A' + 'a') : src[i];
+	out[len] = '\0';
+	return len;
+}
+
+/* The domain of a normalised address: after the last '@', "" without one. */
+static const char *
+address_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+/* Add one "NAME:LENGTH:VALUE" part to the digest and "VALUE" to the text. */
+static void
+key_add(struct sha256_ctx *ctx, struct rate_value *key, const char *name,
+	const char *value, size_t len, const char *shown)
+{
+	char	head[64];
+	int	n = snprintf(head, sizeof(head), "%s:%zu:", name, len);
+	size_t	room, slen = strlen(shown);
+
+	sha256_update(ctx, (size_t)n, (const uint8_t *)head);
+	sha256_update(ctx, len, (const uint8_t *)value);
+	if (key->len > 0 && key->len + 1 < sizeof(key->text))
+		key->text[key->len++] = ',';
+	room = sizeof(key->text) - 1 - key->len;
+	if (slen > room)
+		slen = room;
+	memcpy(key->text + key->len, shown, slen);
+	key->len += slen;
+	key->text[key->len] = '\0';
+}
+
+bool
+ratelimit_key_value(const struct rate_rule *rule, const struct session *s, struct rate_value *key)
+{
+	struct sha256_ctx ctx;
+	char	buf[SESSION_PATH_MAX], net[INET6_ADDRSTRLEN + 8];
+	size_t	len;
+	unsigned keys = rule->keys;
+
+	memset(key, 0, sizeof(*key));
+	if (((keys & RATE_KEY_CLIENT_IP) && s->addr.family == AF_UNSPEC) ||
+	    ((keys & RATE_KEY_SASL_USER) && s->tx.auth_user[0] == '\0') ||
+	    ((keys & RATE_KEY_HELO) && !s->helo_seen))
+		return false;
+	sha256_init(&ctx);
+	if (keys & RATE_KEY_CLIENT_IP) {
+		struct ipaddr group;
+		unsigned prefix = ratelimit_group(&s->addr, rule->ipv4_prefix, rule->ipv6_prefix,
+						  &group, net, sizeof(net));
+		bool	whole = prefix == (s->addr.family == AF_INET ? 32u : 128u);
+		char	shown[INET6_ADDRSTRLEN];
+
+		ipaddr_format(&group, shown, sizeof(shown));
+		key_add(&ctx, key, "client_ip", net, strlen(net), whole ? shown : net);
+	}
+	if (keys & RATE_KEY_SENDER) {
+		len = normalise_address(&s->tx.sender, buf, sizeof(buf));
+		key_add(&ctx, key, "sender", buf, len, buf);
+	}
+	if (keys & RATE_KEY_SENDER_DOMAIN) {
+		const char *d;
+
+		normalise_address(&s->tx.sender, buf, sizeof(buf));
+		d = address_domain(buf);
+		key_add(&ctx, key, "sender_domain", d, strlen(d), d);
+	}
+	if (keys & RATE_KEY_SASL_USER) {
+		len = lower_copy(s->tx.auth_user, buf, sizeof(buf));
+		key_add(&ctx, key, "sasl_user", buf, len, buf);
+	}
+	if (keys & RATE_KEY_RECIPIENT) {
+		len = normalise_address(&s->tx.rcpt, buf, sizeof(buf));
+		key_add(&ctx, key, "recipient", buf, len, buf);
+	}
+	if (keys & RATE_KEY_RECIPIENT_DOMAIN) {
+		const char *d;
+
+		normalise_address(&s->tx.rcpt, buf, sizeof(buf));
+		d = address_domain(buf);
+		key_add(&ctx, key, "recipient_domain", d, strlen(d), d);
+	}
+	if (keys & RATE_KEY_HELO) {
+		len = lower_copy(s->helo, buf, sizeof(buf));
+		key_add(&ctx, key, "helo", buf, len, buf);
+	}
+	sha256_digest(&ctx, RATELIMIT_DIGEST_SIZE, key->digest);
+	return true;
+}
+
+size_t
+ratelimit_key_name(char *buf, size_t size, const char *prefix, const char *rule,
+		   unsigned long period, uint64_t window, const uint8_t digest[RATELIMIT_DIGEST_SIZE])
+{
+	static const char hex[] = "0123456789abcdef";
+	int	n = snprintf(buf, size, "%s%s:%lu:%llu:", prefix, rule, period,
+			     (unsigned long long)window);
+
+	if (n < 0 || (size_t)n + 2 * RATELIMIT_DIGEST_SIZE >= size)
+		return 0;
+	for (size_t i = 0; i < RATELIMIT_DIGEST_SIZE; i++) {
+		buf[n++] = hex[digest[i] >> 4];
+		buf[n++] = hex[digest[i] & 15];
+	}
+	buf[n] = '\0';
+	return (size_t)n;
+}
+
+const struct rate_limits *
+ratelimit_limits(const struct rate_rule *rule, const struct rate_value *key,
+		 const struct ipaddr *client, int *class_index)
+{
+	char	addr[INET6_ADDRSTRLEN];
+	const char *subject = key->text;
+
+	/* A client_ip rule's globs see the client's own address, not its group. */
+	if (rule->keys == RATE_KEY_CLIENT_IP && client != NULL) {
+		ipaddr_format(client, addr, sizeof(addr));
+		subject = addr;
+	}
+	for (size_t i = 0; i < rule->nclasses; i++) {
+		const struct rate_class *c = &rule->classes[i];
+		bool	fits = c->is_cidr ? client != NULL && cidr_match(&c->cidr, client)
+		    : fnmatch(c->match, subject, FNM_CASEFOLD) == 0;
+
+		if (fits) {
+			*class_index = (int)i;
+			return &c->limits;
+		}
+	}
+	*class_index = -1;
+	return &rule->limits;
+}
+
+const struct rate_limits *
+ratelimit_charge_limits(const struct config *cfg, const struct rate_charge *c)
+{
+	const struct rate_rule *rule = &cfg->ratelimit.rules[c->rule];
+
+	return c->class_index >= 0 ? &rule->classes[c->class_index].limits : &rule->limits;
+}
+
+/* ---- stores -------------------------------------------------------------- */
+
+/* "servers timeout" of a configuration, to tell whether a reload changes them. */
+static char *
+backend_signature(const struct config *cfg)
+{
+	size_t	size = 32;
+	char   *sig, *p;
+
+	for (size_t i = 0; i < cfg->memcached.servers.count; i++)
+		size += strlen(cfg->memcached.servers.items[i]) + 1;
+	if ((sig = malloc(size)) == NULL)
+		return NULL;
+	p = sig;
+	for (size_t i = 0; i < cfg->memcached.servers.count; i++)
+		p += sprintf(p, "%s ", cfg->memcached.servers.items[i]);
+	sprintf(p, "%u", cfg->memcached.timeout_ms);
+	return sig;
+}
+
+static void
+backend_free(struct backend *b)
+{
+	if (b == NULL)
+		return;
+	counter_store_destroy(b->remote);
+	free(b->signature);
+	free(b);
+}
+
+/* A backend for cfg; NULL (logged) on failure. */
+static struct backend *
+backend_create(const struct config *cfg)
+{
+	struct backend *b = calloc(1, sizeof(*b));
+	char	err[512];
+
+	if (b == NULL || (b->signature = backend_signature(cfg)) == NULL) {
+		log_error("ratelimit: out of memory");
+		backend_free(b);
+		return NULL;
+	}
+	b->refs = 1;
+	if (cfg->memcached.servers.count > 0) {
+		b->remote = counter_store_memcached_create(&cfg->memcached.servers,
+							   cfg->memcached.timeout_ms, err, sizeof(err));
+		if (b->remote == NULL) {
+			log_error("%s", err);
+			backend_free(b);
+			return NULL;
+		}
+	}
+	return b;
+}
+
+static struct backend *
+backend_acquire(void)
+{
+	struct backend *b;
+
+	pthread_mutex_lock(&backend_lock);
+	if ((b = backend_current) != NULL)
+		b->refs++;
+	pthread_mutex_unlock(&backend_lock);
+	return b;
+}
+
+static void
+backend_release(struct backend *b)
+{
+	int	left;
+
+	if (b == NULL)
+		return;
+	pthread_mutex_lock(&backend_lock);
+	left = --b->refs;
+	pthread_mutex_unlock(&backend_lock);
+	if (left == 0)
+		backend_free(b);
+}
+
+/* Make b current; the old one goes when its last user is done. */
+static void
+backend_install(struct backend *b)
+{
+	struct backend *old;
+
+	pthread_mutex_lock(&backend_lock);
+	old = backend_current;
+	backend_current = b;
+	pthread_mutex_unlock(&backend_lock);
+	backend_release(old);
+}
+
+bool
+ratelimit_start(const struct config *cfg)
+{
+	struct backend *b;
+
+	if (local_store == NULL)
+		local_store = counter_store_memory_create(LOCAL_MAX_ENTRIES, NULL);
+	if (window_cache == NULL)
+		window_cache = counter_store_memory_create(CACHE_MAX_ENTRIES, NULL);
+	if (local_store == NULL || window_cache == NULL) {
+		log_error("ratelimit: out of memory");
+		return false;
+	}
+	if ((b = backend_create(cfg)) == NULL)
+		return false;
+	backend_install(b);
+	if (b->remote)
+		log_info("ratelimit: counters in memcached (%zu server%s, timeout %u ms, on_error %s)",
+			 cfg->memcached.servers.count, cfg->memcached.servers.count == 1 ? "" : "s",
+			 cfg->memcached.timeout_ms, config_on_error_name(cfg->memcached.on_error));
+	return true;
+}
+
+void
+ratelimit_reload(const struct config *cfg)
+{
+	struct backend *b = backend_acquire();
+	char   *sig = backend_signature(cfg);
+	bool	same = b != NULL && sig != NULL && strcmp(b->signature, sig) == 0;
+
+	free(sig);
+	backend_release(b);
+	if (same)
+		return;
+	if ((b = backend_create(cfg)) == NULL) {
+		log_error("ratelimit: keeping the previous memcached settings");
+		return;
+	}
+	backend_install(b);
+	atomic_store(&counting_locally, false);
+	log_info("ratelimit: counters now %s", b->remote ? "in memcached" : "in process");
+}
+
+void
+ratelimit_stop(void)
+{
+	backend_install(NULL);
+	counter_store_destroy(window_cache);
+	counter_store_destroy(local_store);
+	window_cache = local_store = NULL;
+}
+
+/* ---- admission ----------------------------------------------------------- */
+
+/* The count of the window before w: cached for a remote store; 0 when unknown. */
+static uint64_t
+previous_count(struct counter_store *store, const char *prefix, const char *rule,
+	       unsigned long period, const struct rate_window *w,
+	       const uint8_t digest[RATELIMIT_DIGEST_SIZE])
+{
+	char	name[COUNTER_KEY_MAX + 1];
+	size_t	len;
+	uint64_t value = 0;
+	enum store_status st;
+
+	if (w->index == 0 ||
+	    (len = ratelimit_key_name(name, sizeof(name), prefix, rule, period, w->index - 1,
+				      digest)) == 0)
+		return 0;
+	if (!store->ops->remote)
+		return counter_store_get(store, name, len, &value) == STORE_OK ? value : 0;
+	if (counter_store_get(window_cache, name, len, &value) == STORE_OK)
+		return value;
+	st = counter_store_get(store, name, len, &value);
+	if (st == STORE_ERROR)
+		return 0;
+	if (st == STORE_NOT_FOUND)
+		value = 0;
+	/* Kept until this window ends, when it stops being the previous one. */
+	counter_store_memory_set(window_cache, name, len, value,
+				 (unsigned)((w->period_ms - w->elapsed_ms + 999) / 1000));
+	return value;
+}
+
+/* Decrement the first n windows of limits by count. */
+static void
+give_back_windows(struct counter_store *store, const struct config *cfg,
+		  const struct rate_rule *rule, const struct rate_limits *limits, size_t n,
+		  uint64_t time_ms, const uint8_t *digest, uint64_t count)
+{
+	char	name[COUNTER_KEY_MAX + 1];
+
+	for (size_t i = 0; i < n; i++) {
+		struct rate_window w;
+		size_t	len;
+		enum store_status st;
+
+		ratelimit_window(time_ms, limits->items[i].period, &w);
+		len = ratelimit_key_name(name, sizeof(name), cfg->memcached.key_prefix, rule->name,
+					 limits->items[i].period, w.index, digest);
+		if (len == 0)
+			continue;
+		st = counter_store_decr(store, name, len, count);
+		if (st == STORE_ERROR)
+			log_debug("ratelimit: could not give %llu back to %s",
+				  (unsigned long long)count, name);
+	}
+}
+
+/* Charge every window of limits in one store. */
+static enum rate_outcome
+charge_in(struct counter_store *store, const struct config *cfg, const struct rate_rule *rule,
+	  const struct rate_limits *limits, const struct rate_value *key, uint64_t now_ms,
+	  bool keep_over, const struct rate_limit **over)
+{
+	char	name[COUNTER_KEY_MAX + 1];
+	size_t	done = 0;
+
+	*over = NULL;
+	for (size_t i = 0; i < limits->count; i++) {
+		const struct rate_limit *lim = &limits->items[i];
+		struct rate_window w;
+		uint64_t current;
+		size_t	len;
+
+		ratelimit_window(now_ms, lim->period, &w);
+		len = ratelimit_key_name(name, sizeof(name), cfg->memcached.key_prefix, rule->name,
+					 lim->period, w.index, key->digest);
+		if (len == 0 ||
+		    counter_store_incr(store, name, len, 1, ratelimit_ttl(&w), &current) != STORE_OK) {
+			give_back_windows(store, cfg, rule, limits, done, now_ms, key->digest, 1);
+			return RATE_ERROR;
+		}
+		done++;
+		if (*over != NULL)
+			continue;	/* kept anyway: just count */
+		/* Over on this window alone: no need to read the previous one. */
+		if (current > lim->count ||
+		    !ratelimit_within(current, previous_count(store, cfg->memcached.key_prefix,
+							      rule->name, lim->period, &w,
+							      key->digest), &w, lim->count)) {
+			*over = lim;
+			if (!keep_over)
+				break;
+		}
+	}
+	if (*over == NULL)
+		return RATE_ADMIT;
+	if (!keep_over)
+		give_back_windows(store, cfg, rule, limits, done, now_ms, key->digest, 1);
+	return RATE_OVER;
+}
+
+enum rate_outcome
+ratelimit_charge(const struct config *cfg, size_t rule_index, const struct rate_limits *limits,
+		 int class_index, const struct rate_value *key, uint64_t now_ms, bool keep_over,
+		 struct rate_charge *charge, const struct rate_limit **over)
+{
+	const struct rate_rule *rule = &cfg->ratelimit.rules[rule_index];
+	struct backend *b = backend_acquire();
+	struct counter_store *store = b && b->remote ? b->remote : local_store;
+	enum rate_outcome r;
+
+	*over = NULL;
+	if (store == NULL) {
+		backend_release(b);
+		return RATE_ERROR;
+	}
+	r = charge_in(store, cfg, rule, limits, key, now_ms, keep_over, over);
+	if (store != local_store) {
+		if (r == RATE_ERROR && cfg->memcached.on_error == ON_ERROR_LOCAL) {
+			if (!atomic_exchange(&counting_locally, true))
+				log_warning("ratelimit: memcached does not answer: counting in process "
+					    "until it does (on_error = local)");
+			store = local_store;
+			r = charge_in(store, cfg, rule, limits, key, now_ms, keep_over, over);
+		} else if (r != RATE_ERROR && atomic_load(&counting_locally) &&
+			   counter_store_healthy(store) && atomic_exchange(&counting_locally, false))
+			log_warning("ratelimit: memcached answers again: counting in memcached");
+	}
+	backend_release(b);
+	if (r == RATE_ADMIT || (r == RATE_OVER && keep_over)) {
+		memset(charge, 0, sizeof(*charge));
+		charge->time_ms = now_ms;
+		charge->count = 1;
+		charge->rule = (uint16_t)rule_index;
+		charge->class_index = (int16_t)class_index;
+		charge->local = store == local_store;
+		memcpy(charge->digest, key->digest, RATELIMIT_DIGEST_SIZE);
+	}
+	return r;
+}
+
+void
+ratelimit_give_back(const struct config *cfg, const struct rate_charge *c)
+{
+	const struct rate_limits *limits = ratelimit_charge_limits(cfg, c);
+	struct backend *b = NULL;
+	struct counter_store *store = local_store;
+
+	if (!c->local) {
+		b = backend_acquire();
+		store = b ? b->remote : NULL;
+	}
+	if (store != NULL)
+		give_back_windows(store, cfg, &cfg->ratelimit.rules[c->rule], limits, limits->count,
+				  c->time_ms, c->digest, c->count);
+	backend_release(b);
+}
+
+bool
+ratelimit_peek(const struct config *cfg, const char *counter_key, bool local, uint64_t *value)
+{
+	struct backend *b = NULL;
+	struct counter_store *store = local_store;
+	enum store_status st = STORE_ERROR;
+
+	(void)cfg;
+	if (!local) {
+		b = backend_acquire();
+		store = b && b->remote ? b->remote : local_store;
+	}
+	if (store != NULL)
+		st = counter_store_get(store, counter_key, strlen(counter_key), value);
+	backend_release(b);
+	if (st == STORE_NOT_FOUND)
+		*value = 0;
+	return st != STORE_ERROR;
+}

@@ -1,0 +1,281 @@
+#!/bin/bash
+# tests/e2e/overload.sh -- the overload throttle (SPEC.md "Overload"),
+# against the real daemon.
+#
+# Part 1 drives mxgate with miltertest (reply codes and mxgate's own log
+# lines on stderr): a fake Postfix queue directory filled and drained, a
+# test loadavg file and a flag file, with sample_interval = 1.  Overloaded:
+# unauthenticated MAIL gets a custom 4xx reply and the NOQUEUE line says
+# 451 4.3.2; {auth_authen} and trusted clients pass; the state clears at
+# the low mark and not before; entering and leaving are logged once each.
+# Bad input (missing and unreadable queue directory, garbage loadavg, a flag
+# path that is a directory) is logged once, reads as not overloaded, and
+# the daemon keeps running; SIGUSR1 applies new marks.  mxgate runs as
+# nobody (user = "nobody"), so "unreadable" is real even though the test
+# runs as root.
+#
+# Part 2 checks the exact reply text through a private Postfix and swaks
+# (tests/e2e/lib/postfix.sh): "451 4.3.2 Server busy, try again later" to
+# an unauthenticated client, 250 to an authenticated one.
+#
+# TAP on stdout; exit 0 after the results, 99 for a harness failure.
+set -u
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+: "${abs_top_srcdir:=$(cd "$here/../.." && pwd)}"
+: "${abs_top_builddir:=$abs_top_srcdir}"
+: "${MXGATE:=$abs_top_builddir/mxgate}"
+
+. "$abs_top_srcdir/tests/e2e/lib/postfix.sh"
+
+planned=27
+echo "1..$planned"
+n=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+not_ok() { n=$((n + 1)); echo "not ok $n - $*"; }
+# check DESCRIPTION COMMAND...: ok when COMMAND succeeds.
+check() {
+    local d=$1
+    shift
+    if "$@"; then ok "$d"; else not_ok "$d"; fi
+}
+bail() {
+    echo "Bail out! $*"
+    exit 99
+}
+
+[[ -x $MXGATE ]] || bail "no daemon at $MXGATE (set MXGATE)"
+[[ $(id -u) == 0 ]] || bail "needs root (user = nobody, private Postfix)"
+pf_need_packages miltertest "${PF_PACKAGES[@]}" || bail "cannot install packages"
+
+tmp=$(mktemp -d /tmp/mxgate-overload.XXXXXX) || bail "mktemp"
+chmod 0755 "$tmp"
+mxpid=
+cleanup() {
+    [[ -n $mxpid ]] && pf_kill_pid "$mxpid" 5
+    pf_stop_all
+    chmod -R u+rwx "$tmp" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+mport=$(pf_free_port) || bail "no free port"
+sock="inet:$mport@127.0.0.1"
+q=$tmp/queue
+mkdir -p "$q/incoming/A" "$q/active" "$q/maildrop" "$q/deferred"
+loadavg=$tmp/loadavg
+echo "0.10 0.20 0.30 1/100 4242" >"$loadavg"
+flag=$tmp/flag
+conf=$tmp/mxgate.conf
+log=$tmp/mxgate.log
+
+# write_conf QUEUE_HIGH QUEUE_LOW: the daemon's configuration.
+write_conf() {
+    cat >"$conf" <<EOF
+socket = "$sock";
+user = "nobody";
+trusted_networks = [ "192.0.2.200/32" ];
+quota: { enabled = false; };
+ratelimit: { enabled = false; };
+overload: {
+  flag_file = "$flag";
+  queue_directory = "$q";
+  queue_format = "postfix";
+  queue_high = $1; queue_low = $2;
+  load_high = 4.0; load_low = 2.0;
+  loadavg_file = "$loadavg";
+  sample_interval = 1;
+};
+EOF
+    chmod 0644 "$conf"
+}
+
+# The Lua side: one connection, MAIL FROM, print the reply kind.
+cat >"$tmp/mail.lua" <<'EOF'
+local ok, err = pcall(function()
+  local conn = mt.connect(SOCK, 40, 0.05)
+  if conn == nil then error("cannot connect to " .. SOCK) end
+  if not mt.test_option(conn, SMFIP_NOCONNECT) then
+    mt.conninfo(conn, "client.example.net", IP)
+  end
+  if not mt.test_option(conn, SMFIP_NOHELO) then
+    mt.helo(conn, "client.example.net")
+  end
+  if AUTH ~= nil and AUTH ~= "" then
+    mt.macro(conn, SMFIC_MAIL, "{auth_authen}", AUTH)
+  end
+  if mt.mailfrom(conn, "<sender@example.net>") ~= nil then error("mailfrom failed") end
+  local r = mt.getreply(conn)
+  local names = { [SMFIR_REPLYCODE] = "replycode", [SMFIR_CONTINUE] = "continue",
+    [SMFIR_TEMPFAIL] = "tempfail", [SMFIR_REJECT] = "reject", [SMFIR_ACCEPT] = "accept" }
+  mt.echo("MAIL " .. (names[r] or tostring(r)))
+  mt.disconnect(conn)
+end)
+if not ok then mt.echo("ERROR " .. tostring(err)) end
+EOF
+
+# mail IP [AUTH]: print the reply kind to MAIL FROM ("continue", "replycode", ...).
+mail() {
+    local out
+    out=$(timeout 20 miltertest -D "SOCK=$sock" -D "IP=$1" -D "AUTH=${2:-}" \
+        -s "$tmp/mail.lua" 2>&1)
+    out=$(printf '%s\n' "$out" | sed -n 's/^MAIL //p; s/^\(ERROR .*\)/\1/p' | head -1)
+    echo "${out:-no answer}"
+}
+refused() { [[ $(mail 192.0.2.7) == replycode ]]; }
+passes() { [[ $(mail "$@") == continue ]]; }
+
+# lines PATTERN: how many log lines match (fixed string).
+lines() { grep -cF -- "$1" "$log"; }
+# wait_lines PATTERN COUNT SECONDS: until at least COUNT lines match.
+wait_lines() {
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        (($(lines "$1") >= $2)) && return 0
+        sleep 0.1
+    done
+    echo "# waited ${3}s for $2 line(s) with: $1" >&2
+    return 1
+}
+# settle: long enough for at least two samples at sample_interval = 1.
+settle() { sleep 2.3; }
+
+# queue_files N: make the queue hold exactly N messages (spread over
+# incoming, its hashed subdirectory A, active and maildrop), plus deferred
+# mail that never counts.
+queue_files() {
+    local want=$1 i dirs=("$q/incoming" "$q/incoming/A" "$q/active" "$q/maildrop")
+    find "$q/incoming" "$q/active" "$q/maildrop" -type f -delete
+    for ((i = 0; i < want; i++)); do
+        : >"${dirs[i % 4]}/$(printf '%05X%05X' "$i" $RANDOM)"
+    done
+    for ((i = 0; i < 30; i++)); do : >"$q/deferred/D$i"; done
+}
+
+write_conf 20 5
+"$MXGATE" -f -c "$conf" </dev/null >"$log" 2>&1 &
+mxpid=$!
+pf_wait_listen "$mport" 10 || { sed 's/^/# /' "$log"; bail "mxgate did not start"; }
+
+# ---- queue depth, hysteresis -------------------------------------------
+queue_files 19
+settle
+check "queue of 19 (high 20): unauthenticated MAIL passes" passes 192.0.2.7
+queue_files 20
+check "queue reaches queue_high: entering logged with signal and value" \
+    wait_lines "warning: overload: entering overload state: queue depth 20 reached queue_high 20" 1 5
+check "overloaded: unauthenticated MAIL gets a custom temporary reply" refused
+check "overloaded: log line names 451 4.3.2 and check=overload" \
+    wait_lines "NOQUEUE: reject: MAIL from client.example.net[192.0.2.7]: 451 4.3.2 Server busy, try again later; from=<" 1 3
+check "overloaded: the reject line ends with check=overload" \
+    bash -c "grep -F 'Server busy, try again later' '$log' | grep -q 'check=overload\$'"
+check "overloaded: {auth_authen} client passes" passes 192.0.2.7 alice@example.net
+check "overloaded: trusted client passes" passes 192.0.2.200
+queue_files 6
+settle
+check "drained to 6 (low 5): still overloaded" refused
+check "drained to 6: not logged as leaving" test "$(lines 'leaving overload state')" -eq 0
+queue_files 5
+check "drained to queue_low: leaving logged with signal and value" \
+    wait_lines "overload: leaving overload state: queue depth 5 fell to queue_low 5" 1 5
+check "after leaving: unauthenticated MAIL passes" passes 192.0.2.7
+queue_files 19
+settle
+check "refilled to 19: not overloaded again before queue_high" passes 192.0.2.7
+check "entering and leaving were each logged once" \
+    test "$(lines 'entering overload state')" -eq 1 -a "$(lines 'leaving overload state')" -eq 1
+
+# ---- load average -------------------------------------------------------
+echo "4.50 1.00 0.50 2/100 4242" >"$loadavg"
+check "load reaches load_high: entering logged with the load" \
+    wait_lines "entering overload state: load average 4.50 reached load_high 4" 1 5
+check "overloaded by load: unauthenticated MAIL refused" refused
+echo "2.01 1.00 0.50 2/100 4242" >"$loadavg"
+settle
+check "load 2.01 (low 2): still overloaded" refused
+echo "2.00 1.00 0.50 2/100 4242" >"$loadavg"
+check "load at load_low: leaving logged" \
+    wait_lines "leaving overload state: load average 2.00 fell to load_low 2" 1 5
+
+# ---- flag file ----------------------------------------------------------
+: >"$flag"
+wait_lines "entering overload state: flag file $flag exists" 1 5
+check "flag file present: unauthenticated MAIL refused" refused
+rm -f "$flag"
+wait_lines "leaving overload state: flag file $flag is gone" 1 5
+check "flag file removed: unauthenticated MAIL passes" passes 192.0.2.7
+
+# ---- bad input: logged once, not overloaded, daemon keeps running -------
+chmod 0000 "$q/active"
+queue_files 25		# would be overloaded if the queue could be read
+mkdir "$flag"		# a directory where the flag file goes
+echo "garbage" >"$loadavg"
+wait_lines "loadavg file $loadavg: no load average at its start; load average treated as not overloaded" 1 5
+settle
+settle
+check "unreadable queue, flag directory, garbage loadavg: each logged once" \
+    test "$(lines "queue directory $q/active: Permission denied; queue depth treated as not overloaded")" -eq 1 \
+    -a "$(lines "flag file $flag: is a directory; flag file treated as not overloaded")" -eq 1 \
+    -a "$(lines "loadavg file $loadavg: no load average")" -eq 1
+check "bad input: not overloaded, unauthenticated MAIL passes" passes 192.0.2.7
+mv "$q" "$q.away"
+chmod 0755 "$q.away/active"
+wait_lines "queue directory $q: No such file or directory; queue depth treated as not overloaded" 1 5
+settle
+check "missing queue directory: logged once, MAIL passes, daemon alive" \
+    bash -c "[[ \$(grep -cF 'queue directory $q: No such file' '$log') -eq 1 ]] && kill -0 $mxpid"
+find "$q.away" -type f -delete
+mv "$q.away" "$q"
+rmdir "$flag"
+
+# ---- SIGUSR1 applies new marks -------------------------------------------
+queue_files 10
+echo "0.10 0.20 0.30 1/100 4242" >"$loadavg"
+settle
+passes 192.0.2.7 || echo "# expected no overload before the reload" >&2
+write_conf 8 3
+kill -USR1 "$mxpid"
+wait_lines "configuration reloaded" 1 5
+check "reload to queue_high 8: queue of 10 is overloaded (counted to the bound, 9)" \
+    wait_lines "entering overload state: queue depth 9 or more reached queue_high 8" 1 5
+check "after reload: unauthenticated MAIL refused" refused
+
+# ---- Postfix end to end: the exact reply text --------------------------
+: >"$flag"
+port=$(pf_free_port) && sink=$(pf_free_port) || bail "no free port"
+if pf_start "$tmp/pf" "$port" "$sink" "smtpd_milters = inet:127.0.0.1:$mport"; then
+    replies=$(pf_swaks_replies --port "$port" --helo client.example.net \
+        --from sender@example.net --to rcpt@example.org)
+    check "Postfix: unauthenticated MAIL gets '451 4.3.2 Server busy, try again later'" \
+        grep -qx '451 4.3.2 Server busy, try again later' <<<"$replies"
+    [[ $replies == *"451 4.3.2 Server busy"* ]] || printf '# %s\n' "$replies" >&2
+    replies=$(pf_swaks_replies --port "$port" --helo client.example.net \
+        --from sender@example.net --to rcpt@example.org \
+        --auth "$PF_SASL_USER" "$PF_SASL_PASSWORD")
+    check "Postfix: authenticated client's MAIL and RCPT are accepted" \
+        bash -c 'grep -q "^250 2.1.0 " <<<"$1" && grep -q "^250 2.1.5 " <<<"$1" &&
+            ! grep -q "^[45]" <<<"$1"' _ "$replies"
+    [[ $replies == *"Server busy"* ]] && printf '# %s\n' "$replies" >&2
+else
+    not_ok "Postfix: unauthenticated MAIL gets '451 4.3.2 Server busy, try again later' (Postfix did not start)"
+    not_ok "Postfix: authenticated client's MAIL and RCPT are accepted (Postfix did not start)"
+fi
+
+# ---- clean stop ---------------------------------------------------------
+kill -TERM "$mxpid"
+stopped=no
+for ((i = 0; i < 100; i++)); do
+    kill -0 "$mxpid" 2>/dev/null || { stopped=yes; break; }
+    sleep 0.1
+done
+wait "$mxpid" 2>/dev/null
+status=$?
+[[ $stopped == yes ]] && mxpid=
+check "SIGTERM stops the daemon (sampler joined) with status 0 within 10 s" \
+    test "$stopped" = yes -a "$status" -eq 0
+
+if ((n != planned)); then
+    echo "# ran $n tests, planned $planned" >&2
+fi
+grep -E "warning|error" "$log" | sed 's/^/# log: /' >&2
+exit 0

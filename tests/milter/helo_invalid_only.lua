@@ -1,0 +1,34 @@
+-- helo_invalid_only.lua - with helo.reject_non_fqdn = false only names of
+-- bad syntax are refused, with 501 "Invalid name" (Postfix's
+-- reject_invalid_helo_hostname alone): a single label or a bare address
+-- passes.
+--
+--@conf trusted_networks = [ ];
+--@conf helo: { reject_non_fqdn = false; };
+--@log 501 5.5.2 <a..b.example.net>: Helo command rejected: Invalid name;
+--@log 501 5.5.2 <-mail.example.net>: Helo command rejected: Invalid name;
+--@log 501 5.5.2 <[192.0.2.256]>: Helo command rejected: invalid ip address;
+--@nolog need fully-qualified hostname
+
+local t = dofile((os.getenv("MXGATE_TEST_DIR") or ".") .. "/lib.lua")
+
+local cases = {
+	{ "localhost", false },
+	{ "192.0.2.1", false },
+	{ "mail.example.net", false },
+	{ "a..b.example.net", true },
+	{ "-mail.example.net", true },
+	{ "mail example.net", true },
+	{ "[192.0.2.256]", true },
+}
+
+t.run(function()
+	for _, c in ipairs(cases) do
+		local helo, refused = c[1], c[2]
+		local r = t.transaction({ helo = helo })
+		local want = refused and SMFIR_REPLYCODE or SMFIR_CONTINUE
+		t.check(r.mail == SMFIR_CONTINUE and r.rcpt[1] == want,
+			"HELO " .. helo .. ": RCPT " .. (refused and "refused" or "continues"),
+			"got MAIL " .. t.reply_name(r.mail) .. ", RCPT " .. t.reply_name(r.rcpt[1]))
+	end
+end)

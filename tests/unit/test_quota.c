@@ -1,0 +1,531 @@
+/*
+ * test_quota.c - unit tests for quota.c, the quota service: verdicts from
+ * real fixture maildirs (full, room left, SIZE=, grace_percent, unlimited,
+ * missing maildir, symlinked maildir), multi_target all/any with remote
+ * and failing targets, the cache (one lookup for many recipients, ttl 0,
+ * flush, reload), the circuit breaker in front of a failing server
+ * source, and the real maildir source end to end.  The source is a fake
+ * in-memory table (pure logic); the maildirs are real.
+ * Output is TAP, for automake's tap-driver.sh.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "address.h"
+#include "config.h"
+#include "maildirsize.h"
+#include "quota.h"
+#include "quota_source.h"
+
+#define NROWS(t)	(sizeof(t) / sizeof((t)[0]))
+
+static char tmpdir[256];
+static struct config *cfg;
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Make maildir tmpdir/name with a maildirsize of text (NULL: none). */
+static void
+maildir(const char *name, const char *text)
+{
+	char	path[1024];
+	FILE   *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/%s/cur", tmpdir, name);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/%s/new", tmpdir, name);
+	mkdir(path, 0755);
+	if (text == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/%s/maildirsize", tmpdir, name);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/* ---- the fake source ------------------------------------------------------ */
+
+struct row {
+	const char *key, *value;
+	unsigned long long quota;
+};
+
+static const struct row aliases[] = {
+	{"both@example.org", "bob@example.org, alice@example.org", 0},
+	{"fulls@example.org", "bob@example.org, carl@example.org", 0},
+	{"fullext@example.org", "bob@example.org, someone@remote.example", 0},
+	{"fullerr@example.org", "bob@example.org, linked@example.org", 0},
+	{"roomerr@example.org", "alice@example.org, linked@example.org", 0},
+	{"aliasfail@example.org", NULL, 0},
+};
+
+static const struct row mailboxes[] = {
+	{"bob@example.org", "bob", 1000},	/* 1200 used: full */
+	{"carl@example.org", "carl", 1000},	/* 1000 used: exactly at the limit */
+	{"alice@example.org", "alice", 2000},	/* 100 used */
+	{"free@example.org", "free", 0},	/* unlimited */
+	{"new@example.org", "never-delivered", 10},
+	{"linked@example.org", "linked", 10},	/* a symlink: unreadable */
+};
+
+static _Atomic unsigned calls;	/* touched by test_threads' workers too */
+static bool failing;
+
+/* Find key among rows. */
+static enum source_status
+find(const struct row *rows, size_t n, const char *key, const struct row **out)
+{
+	calls++;
+	if (failing)
+		return SOURCE_ERROR;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(rows[i].key, key) == 0) {
+			*out = &rows[i];
+			return rows[i].value ? SOURCE_OK : SOURCE_ERROR;
+		}
+	}
+	return SOURCE_NOT_FOUND;
+}
+
+static enum source_status
+fake_alias_domain(struct quota_source *src, const char *domain, char *target, size_t size)
+{
+	(void)src;
+	(void)domain;
+	(void)target;
+	(void)size;
+	calls++;
+	return failing ? SOURCE_ERROR : SOURCE_NOT_FOUND;
+}
+
+static enum source_status
+fake_alias(struct quota_source *src, const char *address, char *list, size_t size)
+{
+	const struct row *r;
+	enum source_status st = find(aliases, NROWS(aliases), address, &r);
+
+	(void)src;
+	if (st == SOURCE_OK)
+		snprintf(list, size, "%s", r->value);
+	return st;
+}
+
+static enum source_status
+fake_mailbox(struct quota_source *src, const char *address, struct quota_mailbox *out)
+{
+	const struct row *r;
+	enum source_status st = find(mailboxes, NROWS(mailboxes), address, &r);
+
+	(void)src;
+	if (st == SOURCE_OK) {
+		out->quota = r->quota;
+		snprintf(out->maildir, sizeof(out->maildir), "%s/%s/", tmpdir, r->value);
+	}
+	return st;
+}
+
+static void
+fake_close(struct quota_source *src)
+{
+	free(src);
+}
+
+static const struct quota_source_ops fake_ops = {
+	.name = "fake",
+	.alias_domain = fake_alias_domain,
+	.alias = fake_alias,
+	.mailbox = fake_mailbox,
+	.close = fake_close,
+};
+
+/* Start the service on a fresh fake source. */
+static void
+start_fake(bool remote)
+{
+	struct quota_source *src = calloc(1, sizeof(*src));
+
+	assert_non_null(src);
+	src->ops = &fake_ops;
+	assert_true(quota_start_with(cfg, src, remote));
+}
+
+static int
+setup(void **state)
+{
+	char	target[512], link[512];
+
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test_quota.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (mkdtemp(tmpdir) == NULL)
+		return -1;
+	maildir("bob", "1000S\n1200 12\n");
+	maildir("carl", "1000S\n1000 10\n");
+	maildir("alice", "2000S\n100 1\n");
+	maildir("free", NULL);
+	maildir("elsewhere", "10S\n100000 1\n");
+	snprintf(target, sizeof(target), "%s/elsewhere", tmpdir);
+	snprintf(link, sizeof(link), "%s/linked", tmpdir);
+	if (symlink(target, link) != 0)
+		return -1;
+	if ((cfg = config_load(NULL, NULL, NULL)) == NULL)
+		return -1;
+	free(cfg->quota.maildir_root);
+	cfg->quota.maildir_root = strdup(tmpdir);
+	config_install(cfg);	/* the service holds its own reference */
+	cfg = config_current();
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	quota_stop();
+	config_release(cfg);
+	config_shutdown();
+	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The verdict for text with SIZE=size. */
+static enum quota_verdict
+verdict(const char *text, unsigned long long size, struct quota_result *res)
+{
+	struct address a;
+	struct quota_result local;
+
+	assert_int_equal(address_parse(text, strlen(text), cfg->quota.recipient_delimiter, &a),
+			 ADDRESS_OK);
+	return quota_check(cfg, &a, size, res ? res : &local);
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void
+test_not_started(void **state)
+{
+	(void)state;
+	assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_ERROR);
+}
+
+static void
+test_verdicts(void **state)
+{
+	struct quota_result res;
+
+	(void)state;
+	start_fake(false);
+	cfg->quota.cache_ttl = 0;
+	assert_int_equal(verdict("<bob@example.org>", 0, &res), QUOTA_FULL);
+	assert_string_equal(res.mailbox, "bob@example.org");
+	assert_int_equal(res.usage, 1200);
+	assert_int_equal(res.limit, 1000);
+	assert_int_equal(verdict("<Bob+Tag@Example.ORG>", 0, NULL), QUOTA_FULL);
+	/* exactly at the limit is not over it; one more byte is */
+	assert_int_equal(verdict("<carl@example.org>", 0, NULL), QUOTA_NO_OPINION);
+	assert_int_equal(verdict("<carl@example.org>", 1, NULL), QUOTA_FULL);
+	assert_int_equal(verdict("<alice@example.org>", 0, NULL), QUOTA_NO_OPINION);
+	assert_int_equal(verdict("<alice@example.org>", 1900, NULL), QUOTA_NO_OPINION);
+	assert_int_equal(verdict("<alice@example.org>", 1901, NULL), QUOTA_FULL);
+	assert_int_equal(verdict("<alice@example.org>", ~0ULL, NULL), QUOTA_FULL);
+	cfg->quota.use_message_size = false;
+	assert_int_equal(verdict("<alice@example.org>", 1901, NULL), QUOTA_NO_OPINION);
+	cfg->quota.use_message_size = true;
+	/* grace: 1000 + 20 % = 1200, and 1200 is not over */
+	cfg->quota.grace_percent = 20;
+	assert_int_equal(verdict("<bob@example.org>", 0, &res), QUOTA_NO_OPINION);
+	assert_int_equal(verdict("<bob@example.org>", 1, &res), QUOTA_FULL);
+	assert_int_equal(res.limit, 1200);
+	cfg->quota.grace_percent = 0;
+	/* unlimited, never delivered to, unknown */
+	assert_int_equal(verdict("<free@example.org>", ~0ULL, NULL), QUOTA_NO_OPINION);
+	assert_int_equal(verdict("<new@example.org>", 5, NULL), QUOTA_NO_OPINION);
+	assert_int_equal(verdict("<new@example.org>", 11, NULL), QUOTA_FULL);
+	assert_int_equal(verdict("<nobody@example.org>", 0, &res), QUOTA_NO_OPINION);
+	assert_string_equal(res.why, "no local mailbox");
+	/* a maildir that is a symlink, an alias lookup that fails: errors */
+	assert_int_equal(verdict("<linked@example.org>", 0, NULL), QUOTA_ERROR);
+	assert_int_equal(verdict("<aliasfail@example.org>", 0, NULL), QUOTA_ERROR);
+	quota_stop();
+}
+
+static void
+test_multi_target(void **state)
+{
+	static const struct {
+		const char *rcpt;
+		enum quota_verdict all, any;
+	} rows[] = {
+		{"<both@example.org>", QUOTA_NO_OPINION, QUOTA_FULL},
+		{"<fulls@example.org>", QUOTA_FULL, QUOTA_FULL},
+		{"<fullext@example.org>", QUOTA_NO_OPINION, QUOTA_FULL},
+		{"<fullerr@example.org>", QUOTA_ERROR, QUOTA_FULL},
+		{"<roomerr@example.org>", QUOTA_NO_OPINION, QUOTA_ERROR},
+	};
+
+	(void)state;
+	start_fake(false);
+	cfg->quota.cache_ttl = 0;
+	cfg->quota.use_message_size = true;
+	for (size_t i = 0; i < NROWS(rows); i++) {
+		cfg->quota.multi_target = MULTI_TARGET_ALL;
+		if (verdict(rows[i].rcpt, 1, NULL) != rows[i].all)
+			fail_msg("%s: all gives %d", rows[i].rcpt, verdict(rows[i].rcpt, 1, NULL));
+		cfg->quota.multi_target = MULTI_TARGET_ANY;
+		if (verdict(rows[i].rcpt, 1, NULL) != rows[i].any)
+			fail_msg("%s: any gives %d", rows[i].rcpt, verdict(rows[i].rcpt, 1, NULL));
+	}
+	cfg->quota.multi_target = MULTI_TARGET_ALL;
+	quota_stop();
+}
+
+static void
+test_cache(void **state)
+{
+	struct quota_stats before, after;
+	unsigned first;
+	char	path[1024];
+	FILE   *fp;
+
+	(void)state;
+	start_fake(false);
+	cfg->quota.cache_ttl = 30;
+	calls = 0;
+	assert_int_equal(verdict("<alice@example.org>", 0, NULL), QUOTA_NO_OPINION);
+	first = calls;
+	assert_true(first >= 2);
+	/* 50 recipients of one mailbox: one lookup */
+	quota_stats(&before);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(verdict("<alice@example.org>", 0, NULL), QUOTA_NO_OPINION);
+	quota_stats(&after);
+	assert_int_equal(calls, first);
+	assert_true(after.hits - before.hits >= 100);
+	assert_int_equal(after.source_calls, before.source_calls);
+	/* not-found answers are cached too */
+	calls = 0;
+	verdict("<nobody@example.org>", 0, NULL);
+	first = calls;
+	verdict("<nobody@example.org>", 0, NULL);
+	assert_int_equal(calls, first);
+	/* usage is cached: the mailbox fills, the cache does not see it until flushed */
+	snprintf(path, sizeof(path), "%s/alice/maildirsize", tmpdir);
+	assert_non_null(fp = fopen(path, "a"));
+	fputs("5000 1\n", fp);
+	fclose(fp);
+	assert_int_equal(verdict("<alice@example.org>", 0, NULL), QUOTA_NO_OPINION);
+	quota_cache_flush();
+	calls = 0;
+	assert_int_equal(verdict("<alice@example.org>", 0, NULL), QUOTA_FULL);
+	assert_true(calls > 0);
+	/* reload empties the cache too, and keeps a source whose settings did not change */
+	calls = 0;
+	quota_reload(cfg);
+	assert_int_equal(verdict("<alice@example.org>", 0, NULL), QUOTA_FULL);
+	assert_true(calls > 0);
+	/* cache_ttl 0: every check asks */
+	cfg->quota.cache_ttl = 0;
+	calls = 0;
+	verdict("<alice@example.org>", 0, NULL);
+	first = calls;
+	verdict("<alice@example.org>", 0, NULL);
+	assert_int_equal(calls, 2 * first);
+	/* errors are not cached */
+	cfg->quota.cache_ttl = 30;
+	failing = true;
+	assert_int_equal(verdict("<carl@example.org>", 0, NULL), QUOTA_ERROR);
+	failing = false;
+	assert_int_equal(verdict("<carl@example.org>", 1, NULL), QUOTA_FULL);
+	/* restore alice */
+	assert_non_null(fp = fopen(path, "w"));
+	fputs("2000S\n100 1\n", fp);
+	fclose(fp);
+	quota_stop();
+}
+
+/* Many distinct keys: the cache stays bounded and keeps answering. */
+static void
+test_cache_bounded(void **state)
+{
+	char	rcpt[64];
+
+	(void)state;
+	start_fake(false);
+	cfg->quota.cache_ttl = 30;
+	for (int i = 0; i < 40000; i++) {
+		snprintf(rcpt, sizeof(rcpt), "<u%d@example.org>", i);
+		assert_int_equal(verdict(rcpt, 0, NULL), QUOTA_NO_OPINION);
+	}
+	assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_FULL);
+	quota_stop();
+}
+
+static void
+test_breaker(void **state)
+{
+	struct quota_stats before, after;
+	unsigned n;
+	uint64_t t0;
+
+	(void)state;
+	start_fake(true);
+	cfg->quota.cache_ttl = 0;
+	assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_FULL);
+	failing = true;
+	calls = 0;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_ERROR);
+	assert_int_equal(calls, 3);	/* each check fails at its first lookup */
+	/* open: the server is not asked, the answer is immediate */
+	quota_stats(&before);
+	t0 = maildir_now_ms();
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_ERROR);
+	assert_true(maildir_now_ms() - t0 < 1000);
+	quota_stats(&after);
+	assert_int_equal(calls, 3);
+	assert_int_equal(after.breaker_skips - before.breaker_skips, 100);
+	/* after the open period one probe goes through; a failure reopens at once */
+	sleep(6);
+	assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_ERROR);
+	assert_int_equal(calls, 4);
+	assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_ERROR);
+	assert_int_equal(calls, 4);
+	/* the server is back: the next probe closes the breaker */
+	failing = false;
+	sleep(6);
+	assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_FULL);
+	n = calls;
+	assert_int_equal(verdict("<alice@example.org>", 0, NULL), QUOTA_NO_OPINION);
+	assert_true(calls > n);
+	quota_stop();
+}
+
+/* A local (maildir) source has no breaker: one bad maildir does not stop others. */
+static void
+test_no_breaker_for_maildirs(void **state)
+{
+	(void)state;
+	start_fake(false);
+	cfg->quota.cache_ttl = 0;
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(verdict("<linked@example.org>", 0, NULL), QUOTA_ERROR);
+	assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_FULL);
+	quota_stop();
+}
+
+/* One worker of test_threads: verdicts that must not change under concurrency. */
+static void *
+worker(void *arg)
+{
+	static const char *const rcpts[] = {"<bob@example.org>", "<alice@example.org>",
+					    "<both@example.org>", "<nobody@example.org>"};
+	static const enum quota_verdict want[] = {QUOTA_FULL, QUOTA_NO_OPINION,
+						  QUOTA_NO_OPINION, QUOTA_NO_OPINION};
+	long	bad = 0;
+
+	(void)arg;
+	for (int i = 0; i < 20000; i++) {
+		struct address a;
+		struct quota_result res;
+		size_t	k = (size_t)i % 4;
+
+		if (address_parse(rcpts[k], strlen(rcpts[k]), "+", &a) != ADDRESS_OK ||
+		    quota_check(cfg, &a, 0, &res) != want[k])
+			bad++;
+	}
+	return (void *)bad;
+}
+
+/* Four threads check while the cache is flushed and the service reloaded. */
+static void
+test_threads(void **state)
+{
+	pthread_t t[4];
+	void   *bad;
+
+	(void)state;
+	start_fake(false);
+	cfg->quota.cache_ttl = 30;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, worker, NULL), 0);
+	for (int i = 0; i < 50; i++) {
+		quota_cache_flush();
+		quota_reload(cfg);
+		usleep(1000);
+	}
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(t[i], &bad), 0);
+		assert_int_equal((long)bad, 0);
+	}
+	quota_stop();
+}
+
+/* The real maildir source through the service (quota_start, no SQL configured). */
+static void
+test_maildir_source(void **state)
+{
+	struct quota_result res;
+
+	(void)state;
+	free(cfg->quota.maildir_template);
+	cfg->quota.maildir_template = strdup("%l");
+	cfg->quota.cache_ttl = 30;
+	assert_true(quota_start(cfg));
+	assert_int_equal(verdict("<bob@anything.example>", 0, &res), QUOTA_FULL);
+	assert_int_equal(res.usage, 1200);
+	assert_int_equal(verdict("<alice@x.example>", 0, NULL), QUOTA_NO_OPINION);
+	assert_int_equal(verdict("<alice@x.example>", 1901, NULL), QUOTA_FULL);
+	assert_int_equal(verdict("<free@x.example>", 1 << 30, NULL), QUOTA_NO_OPINION);
+	assert_int_equal(verdict("<nobody@x.example>", 0, &res), QUOTA_NO_OPINION);
+	assert_string_equal(res.why, "no local mailbox");
+	assert_int_equal(verdict("<linked@x.example>", 0, NULL), QUOTA_ERROR);
+	assert_int_equal(verdict("<\"..\"@x.example>", 0, NULL), QUOTA_NO_OPINION);
+	assert_int_equal(verdict("<elsewhere@x.example>", 0, NULL), QUOTA_FULL);
+	quota_stop();
+	free(cfg->quota.maildir_template);
+	cfg->quota.maildir_template = strdup("%d/%l/");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_not_started),
+		cmocka_unit_test(test_verdicts),
+		cmocka_unit_test(test_multi_target),
+		cmocka_unit_test(test_cache),
+		cmocka_unit_test(test_cache_bounded),
+		cmocka_unit_test(test_breaker),
+		cmocka_unit_test(test_no_breaker_for_maildirs),
+		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_maildir_source),
+	};
+
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
