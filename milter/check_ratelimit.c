@@ -29,12 +29,12 @@
 #include "log.h"
 #include "ratelimit.h"
 
-#define EVENT_CHARGES_ON_STACK	32
+#define EVENT_CHARGES_ON_STACK 32
 
 /* What one event has been charged so far, to give back or to keep. */
 struct event {
 	struct rate_charge *items;
-	size_t	n;
+	size_t n;
 };
 
 /* Does rule count at this stage, for this client? */
@@ -70,7 +70,7 @@ rule_applies(const struct rate_rule *rule, const struct session *s, enum stage s
 static void
 ascii_copy(char *dst, size_t size, const char *src, size_t len)
 {
-	size_t	o = 0;
+	size_t o = 0;
 
 	for (size_t i = 0; i < len && o + 1 < size; i++) {
 		unsigned char ch = (unsigned char)src[i];
@@ -84,8 +84,8 @@ ascii_copy(char *dst, size_t size, const char *src, size_t len)
 static void
 set_subject(struct verdict *v, const struct rate_rule *rule, const struct rate_value *key)
 {
-	int	n = snprintf(v->subject, sizeof(v->subject), "rate limit \"%s\" exceeded for ",
-			     rule->name);
+	int n =
+	    snprintf(v->subject, sizeof(v->subject), "rate limit \"%s\" exceeded for ", rule->name);
 
 	if (n > 0 && (size_t)n < sizeof(v->subject))
 		ascii_copy(v->subject + n, sizeof(v->subject) - (size_t)n, key->text, key->len);
@@ -95,12 +95,13 @@ set_subject(struct verdict *v, const struct rate_rule *rule, const struct rate_v
 static void
 set_refusal(struct verdict *v, const struct rate_rule *rule, const struct rate_value *key)
 {
-	char	message[128];
-	bool	reject = rule->action == RATE_ACTION_REJECT;
+	char message[128];
+	bool reject = rule->action == RATE_ACTION_REJECT;
 
-	snprintf(message, sizeof(message), "Rate limit \"%s\" exceeded, try again later", rule->name);
-	if (reply_set(&v->reply, reject ? 550 : 450, reject ? "5.7.1" : "4.7.1",
-		      key->text, key->len, message))
+	snprintf(message, sizeof(message), "Rate limit \"%s\" exceeded, try again later",
+		 rule->name);
+	if (reply_set(&v->reply, reject ? 550 : 450, reject ? "5.7.1" : "4.7.1", key->text,
+		      key->len, message))
 		v->kind = VERDICT_REFUSE;
 	set_subject(v, rule, key);
 }
@@ -169,7 +170,7 @@ check_ratelimit(struct session *s, enum stage stage, struct verdict *v)
 	const struct config *cfg = s->cfg;
 	struct rate_charge on_stack[EVENT_CHARGES_ON_STACK];
 	struct event ev = {on_stack, 0};
-	struct verdict later = {.kind = VERDICT_DUNNO};	/* hold, warn or error */
+	struct verdict later = {.kind = VERDICT_DUNNO}; /* hold, warn or error */
 	struct rate_value key;
 	uint64_t now;
 
@@ -186,15 +187,16 @@ check_ratelimit(struct session *s, enum stage stage, struct verdict *v)
 		const struct rate_rule *rule = &cfg->ratelimit.rules[i];
 		const struct rate_limits *limits;
 		const struct rate_limit *over;
-		bool	lets_through = rule->action == RATE_ACTION_HOLD || rule->action == RATE_ACTION_WARN;
-		int	class_index;
+		bool lets_through =
+		    rule->action == RATE_ACTION_HOLD || rule->action == RATE_ACTION_WARN;
+		int class_index;
 		enum rate_outcome r;
 
 		if (!rule_applies(rule, s, stage) || !ratelimit_key_value(rule, s, &key))
 			continue;
 		limits = ratelimit_limits(rule, &key, &s->addr, &class_index);
 		if (limits->count == 0)
-			continue;	/* a class without limits */
+			continue; /* a class without limits */
 		r = ratelimit_charge(cfg, i, limits, class_index, &key, now, lets_through,
 				     &ev.items[ev.n], &over);
 		if (r == RATE_ADMIT) {
@@ -222,8 +224,9 @@ check_ratelimit(struct session *s, enum stage stage, struct verdict *v)
 		if (later.kind != VERDICT_HOLD &&
 		    (rule->action == RATE_ACTION_HOLD || later.kind != VERDICT_WARN)) {
 			if (later.kind == VERDICT_ERROR)
-				log_warning("ratelimit: memcached failed for %s; rule \"%s\" decides",
-					    later.subject, rule->name);
+				log_warning(
+				    "ratelimit: memcached failed for %s; rule \"%s\" decides",
+				    later.subject, rule->name);
 			later.kind = rule->action == RATE_ACTION_HOLD ? VERDICT_HOLD : VERDICT_WARN;
 			set_subject(&later, rule, &key);
 		}
@@ -252,8 +255,8 @@ check_ratelimit_end(struct session *s, bool accepted)
 			ratelimit_give_back(s->cfg, &tx->rate_charges[i]);
 		if (tx->rate_charges_lost)
 			log_info("ratelimit: transaction of %s[%s] charged more than %d counters: "
-				 "the rest stay charged", s->client_name, s->client_addr,
-				 SESSION_RATE_CHARGES);
+				 "the rest stay charged",
+				 s->client_name, s->client_addr, SESSION_RATE_CHARGES);
 	}
 	tx->nrate_charges = 0;
 	tx->rate_charges_lost = false;

@@ -28,7 +28,7 @@
 
 #include "config.h"
 
-#define COUNTER_KEY_MAX	250		/* memcached's limit */
+#define COUNTER_KEY_MAX 250 /* memcached's limit */
 
 enum store_status {
 	STORE_OK = 0,
@@ -39,16 +39,16 @@ enum store_status {
 struct counter_store;
 
 struct counter_store_ops {
-	const char *name;		/* "memory", "memcached" */
-	bool	remote;			/* a network round trip per operation */
+	const char *name; /* "memory", "memcached" */
+	bool remote;	  /* a network round trip per operation */
 	enum store_status (*incr)(struct counter_store *cs, const char *key, size_t key_len,
 				  uint64_t delta, unsigned ttl, uint64_t *value);
 	enum store_status (*decr)(struct counter_store *cs, const char *key, size_t key_len,
 				  uint64_t delta);
 	enum store_status (*get)(struct counter_store *cs, const char *key, size_t key_len,
 				 uint64_t *value);
-	bool	(*healthy)(struct counter_store *cs);	/* every server answering */
-	void	(*destroy)(struct counter_store *cs);
+	bool (*healthy)(struct counter_store *cs); /* every server answering */
+	void (*destroy)(struct counter_store *cs);
 };
 
 /* Every store starts with this. */
@@ -58,8 +58,8 @@ struct counter_store {
 
 /* Create-or-increment key by delta; *value receives the new count. */
 static inline enum store_status
-counter_store_incr(struct counter_store *cs, const char *key, size_t key_len,
-		   uint64_t delta, unsigned ttl, uint64_t *value)
+counter_store_incr(struct counter_store *cs, const char *key, size_t key_len, uint64_t delta,
+		   unsigned ttl, uint64_t *value)
 {
 	return cs->ops->incr(cs, key, key_len, delta, ttl, value);
 }
@@ -111,7 +111,7 @@ enum store_status counter_store_memory_set(struct counter_store *cs, const char 
 					   size_t key_len, uint64_t value, unsigned ttl);
 
 /* Live entries of a memory store (tests, benchmarks). */
-size_t	counter_store_memory_count(struct counter_store *cs);
+size_t counter_store_memory_count(struct counter_store *cs);
 
 /*
  * A store over the memcached servers ("host:port", "[v6]:port"), keys
@@ -120,6 +120,7 @@ size_t	counter_store_memory_count(struct counter_store *cs);
  * server list or when out of memory.
  */
 struct counter_store *counter_store_memcached_create(const struct string_list *servers,
-						     unsigned timeout_ms, char *err, size_t err_size);
+						     unsigned timeout_ms, char *err,
+						     size_t err_size);
 
 #endif

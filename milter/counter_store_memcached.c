@@ -36,13 +36,13 @@
 
 #include "log.h"
 
-#define POOL_MAX	64		/* handles: more threads than that wait */
-#define RETRY_MS	1000		/* a dead server is probed this often */
-#define SERVER_NAME_MAX	280
+#define POOL_MAX 64   /* handles: more threads than that wait */
+#define RETRY_MS 1000 /* a dead server is probed this often */
+#define SERVER_NAME_MAX 280
 
 struct breaker {
-	char	name[SERVER_NAME_MAX];	/* "host:port" for logs */
-	atomic_uint_fast64_t down_until;	/* 0: closed; else monotonic ms of the next probe */
+	char name[SERVER_NAME_MAX];	 /* "host:port" for logs */
+	atomic_uint_fast64_t down_until; /* 0: closed; else monotonic ms of the next probe */
 };
 
 struct memcached_store {
@@ -50,10 +50,11 @@ struct memcached_store {
 	memcached_st *master;
 	memcached_pool_st *pool;
 	unsigned timeout_ms;
-	size_t	nservers;
-	struct breaker *breakers;	/* by libmemcached's server index */
+	size_t nservers;
+	struct breaker *breakers; /* by libmemcached's server index */
 };
 
+/* CLOCK_MONOTONIC in milliseconds, for the breakers. */
 static uint64_t
 monotonic_ms(void)
 {
@@ -99,8 +100,8 @@ breaker_result(struct breaker *b, memcached_return_t rc, const char *what)
 	}
 	if (atomic_exchange(&b->down_until, monotonic_ms() + RETRY_MS) == 0)
 		log_warning("memcached %s failed (%s: %s): its keys are skipped, and it is "
-			    "probed every %d ms until it answers", b->name, what,
-			    memcached_strerror(NULL, rc), RETRY_MS);
+			    "probed every %d ms until it answers",
+			    b->name, what, memcached_strerror(NULL, rc), RETRY_MS);
 }
 
 /* A handle from the pool, waiting at most timeout_ms; NULL on failure. */
@@ -117,6 +118,7 @@ mc_borrow(struct memcached_store *mc)
 	return h;
 }
 
+/* Hand a handle back to the pool. */
 static void
 mc_return(struct memcached_store *mc, memcached_st *h)
 {
@@ -150,9 +152,10 @@ mc_status(memcached_return_t rc)
 	return STORE_ERROR;
 }
 
+/* Create-or-increment in one round trip (binary increment with initial value and TTL). */
 static enum store_status
-mc_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delta,
-	unsigned ttl, uint64_t *value)
+mc_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delta, unsigned ttl,
+	uint64_t *value)
 {
 	struct memcached_store *mc = mc_of(cs);
 	memcached_st *h = mc_borrow(mc);
@@ -183,6 +186,7 @@ mc_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delta,
 	return mc_status(rc);
 }
 
+/* Give back; a key that expired meanwhile is NOT_FOUND (binary decrement never creates). */
 static enum store_status
 mc_decr(struct counter_store *cs, const char *key, size_t len, uint64_t delta)
 {
@@ -206,23 +210,28 @@ mc_decr(struct counter_store *cs, const char *key, size_t len, uint64_t delta)
 	return mc_status(rc);
 }
 
-/* A counter's value as memcached keeps it: decimal digits. */
+/* A counter's value as memcached keeps it: decimal digits, maybe space-padded after a decr. */
 static bool
 parse_count(const char *text, size_t len, uint64_t *value)
 {
 	uint64_t v = 0;
+	size_t i;
 
-	if (len == 0 || len > 20)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		if (text[i] < '0' || text[i] > '9')
-			return text[i] == ' ' && i > 0 && (*value = v, true);
+	for (i = 0; i < len && text[i] >= '0' && text[i] <= '9'; i++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return false;
 		v = v * 10 + (uint64_t)(text[i] - '0');
 	}
+	if (i == 0)
+		return false;
+	for (; i < len; i++)
+		if (text[i] != ' ')
+			return false;
 	*value = v;
 	return true;
 }
 
+/* A counter's current value (the previous window's, for the sliding estimate). */
 static enum store_status
 mc_get(struct counter_store *cs, const char *key, size_t len, uint64_t *value)
 {
@@ -230,9 +239,9 @@ mc_get(struct counter_store *cs, const char *key, size_t len, uint64_t *value)
 	memcached_st *h = mc_borrow(mc);
 	struct breaker *b;
 	memcached_return_t rc;
-	size_t	vlen = 0;
+	size_t vlen = 0;
 	uint32_t flags;
-	char   *text;
+	char *text;
 	enum store_status st;
 
 	if (h == NULL)
@@ -247,11 +256,12 @@ mc_get(struct counter_store *cs, const char *key, size_t len, uint64_t *value)
 	mc_return(mc, h);
 	st = mc_status(rc);
 	if (st == STORE_OK && !parse_count(text, vlen, value))
-		st = STORE_ERROR;	/* not a counter: someone else's key */
+		st = STORE_ERROR; /* not a counter: someone else's key */
 	free(text);
 	return st;
 }
 
+/* True while every breaker is closed. */
 static bool
 mc_healthy(struct counter_store *cs)
 {
@@ -263,6 +273,7 @@ mc_healthy(struct counter_store *cs)
 	return true;
 }
 
+/* Free the pool, the master handle and the breakers. */
 static void
 mc_destroy(struct counter_store *cs)
 {
@@ -277,13 +288,13 @@ mc_destroy(struct counter_store *cs)
 }
 
 static const struct counter_store_ops memcached_ops = {
-	.name = "memcached",
-	.remote = true,
-	.incr = mc_incr,
-	.decr = mc_decr,
-	.get = mc_get,
-	.healthy = mc_healthy,
-	.destroy = mc_destroy,
+    .name = "memcached",
+    .remote = true,
+    .incr = mc_incr,
+    .decr = mc_decr,
+    .get = mc_get,
+    .healthy = mc_healthy,
+    .destroy = mc_destroy,
 };
 
 /* Split "host:port" or "[v6]:port" into host and port. */
@@ -291,9 +302,9 @@ static bool
 split_server(const char *spec, char *host, size_t size, in_port_t *port)
 {
 	const char *colon = strrchr(spec, ':');
-	size_t	hlen;
-	long	p;
-	char   *end;
+	size_t hlen;
+	long p;
+	char *end;
 
 	if (colon == NULL)
 		return false;
@@ -321,22 +332,31 @@ mc_configure(memcached_st *m, unsigned timeout_ms, char *err, size_t err_size)
 		memcached_behavior_t flag;
 		const char *name;
 	} names[] = {
-		{MEMCACHED_BEHAVIOR_BINARY_PROTOCOL, "binary protocol"},
-		{MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED, "ketama"},
-		{MEMCACHED_BEHAVIOR_NO_BLOCK, "non-blocking I/O"},
-		{MEMCACHED_BEHAVIOR_TCP_NODELAY, "TCP_NODELAY"},
-		{MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, "connect timeout"},
-		{MEMCACHED_BEHAVIOR_POLL_TIMEOUT, "poll timeout"},
-		{MEMCACHED_BEHAVIOR_SND_TIMEOUT, "send timeout"},
-		{MEMCACHED_BEHAVIOR_RCV_TIMEOUT, "receive timeout"},
-		{MEMCACHED_BEHAVIOR_SERVER_TIMEOUT_LIMIT, "timeout limit"},
-		{MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT, "failure limit"},
-		{MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, "retry timeout"},
+	    {MEMCACHED_BEHAVIOR_BINARY_PROTOCOL, "binary protocol"},
+	    {MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED, "ketama"},
+	    {MEMCACHED_BEHAVIOR_NO_BLOCK, "non-blocking I/O"},
+	    {MEMCACHED_BEHAVIOR_TCP_NODELAY, "TCP_NODELAY"},
+	    {MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, "connect timeout"},
+	    {MEMCACHED_BEHAVIOR_POLL_TIMEOUT, "poll timeout"},
+	    {MEMCACHED_BEHAVIOR_SND_TIMEOUT, "send timeout"},
+	    {MEMCACHED_BEHAVIOR_RCV_TIMEOUT, "receive timeout"},
+	    {MEMCACHED_BEHAVIOR_SERVER_TIMEOUT_LIMIT, "timeout limit"},
+	    {MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT, "failure limit"},
+	    {MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, "retry timeout"},
 	};
 	/* SND/RCV are in microseconds; the breaker replaces the back-off limits. */
 	const uint64_t values[] = {
-		1, 1, 1, 1, timeout_ms, timeout_ms, (uint64_t)timeout_ms * 1000,
-		(uint64_t)timeout_ms * 1000, 1u << 30, 1u << 30, 0,
+	    1,
+	    1,
+	    1,
+	    1,
+	    timeout_ms,
+	    timeout_ms,
+	    (uint64_t)timeout_ms * 1000,
+	    (uint64_t)timeout_ms * 1000,
+	    1u << 30,
+	    1u << 30,
+	    0,
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -352,8 +372,8 @@ mc_configure(memcached_st *m, unsigned timeout_ms, char *err, size_t err_size)
 }
 
 struct counter_store *
-counter_store_memcached_create(const struct string_list *servers, unsigned timeout_ms,
-			       char *err, size_t err_size)
+counter_store_memcached_create(const struct string_list *servers, unsigned timeout_ms, char *err,
+			       size_t err_size)
 {
 	struct memcached_store *mc = calloc(1, sizeof(*mc));
 
@@ -370,7 +390,7 @@ counter_store_memcached_create(const struct string_list *servers, unsigned timeo
 	mc->timeout_ms = timeout_ms;
 	mc->nservers = servers->count;
 	for (size_t i = 0; i < servers->count; i++) {
-		char	host[SERVER_NAME_MAX];
+		char host[SERVER_NAME_MAX];
 		in_port_t port;
 		memcached_return_t rc;
 
@@ -392,7 +412,8 @@ counter_store_memcached_create(const struct string_list *servers, unsigned timeo
 	}
 	/* Server indexes are the order of the list once the continuum is built. */
 	for (size_t i = 0; i < mc->nservers; i++) {
-		const memcached_instance_st *in = memcached_server_instance_by_position(mc->master, (uint32_t)i);
+		const memcached_instance_st *in =
+		    memcached_server_instance_by_position(mc->master, (uint32_t)i);
 
 		snprintf(mc->breakers[i].name, sizeof(mc->breakers[i].name), "%s:%u",
 			 in ? memcached_server_name(in) : servers->items[i],

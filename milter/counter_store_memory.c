@@ -24,34 +24,35 @@
 
 #include "log.h"
 
-#define COUNTER_SHARDS	64
-#define SWEEP_BUCKETS	2		/* buckets checked per insert */
+#define COUNTER_SHARDS 64
+#define SWEEP_BUCKETS 2 /* buckets checked per insert */
 
 struct entry {
 	struct entry *next;
 	uint64_t expires_ms;
 	uint64_t value;
 	uint64_t hash;
-	size_t	key_len;
-	char	key[];
+	size_t key_len;
+	char key[];
 };
 
 struct shard {
 	pthread_mutex_t lock;
 	struct entry **buckets;
-	size_t	count;
-	size_t	sweep_at;		/* next bucket of the incremental sweep */
+	size_t count;
+	size_t sweep_at; /* next bucket of the incremental sweep */
 };
 
 struct memory_store {
 	struct counter_store base;
 	counter_clock_fn *clock;
-	size_t	nbuckets;		/* per shard, a power of two */
-	size_t	shard_cap;
+	size_t nbuckets; /* per shard, a power of two */
+	size_t shard_cap;
 	atomic_bool full_logged;
 	struct shard shards[COUNTER_SHARDS];
 };
 
+/* The default clock: CLOCK_MONOTONIC in milliseconds. */
 static uint64_t
 monotonic_ms(void)
 {
@@ -110,8 +111,8 @@ bucket_reclaim(struct shard *sh, struct entry **link, uint64_t now)
 
 /* The live entry for key, reclaiming expired ones on the way (shard locked). */
 static struct entry *
-shard_find(struct shard *sh, struct entry **bucket, const char *key, size_t len,
-	   uint64_t hash, uint64_t now)
+shard_find(struct shard *sh, struct entry **bucket, const char *key, size_t len, uint64_t hash,
+	   uint64_t now)
 {
 	bucket_reclaim(sh, bucket, now);
 	for (struct entry *e = *bucket; e != NULL; e = e->next)
@@ -137,8 +138,8 @@ shard_make_room(struct memory_store *ms, struct shard *sh, uint64_t now)
 
 /* A new entry at the head of bucket (shard locked); NULL when full or out of memory. */
 static struct entry *
-shard_insert(struct memory_store *ms, struct shard *sh, struct entry **bucket,
-	     const char *key, size_t len, uint64_t hash, uint64_t now, unsigned ttl)
+shard_insert(struct memory_store *ms, struct shard *sh, struct entry **bucket, const char *key,
+	     size_t len, uint64_t hash, uint64_t now, unsigned ttl)
 {
 	struct entry *e;
 
@@ -163,15 +164,16 @@ memory_report_full(struct memory_store *ms, bool full)
 {
 	if (full && !atomic_exchange(&ms->full_logged, true))
 		log_error("in-process counter store full (%zu entries): new keys are not "
-			  "counted until old ones expire", ms->shard_cap * COUNTER_SHARDS);
-	else if (!full && atomic_load(&ms->full_logged) &&
-		 atomic_exchange(&ms->full_logged, false))
+			  "counted until old ones expire",
+			  ms->shard_cap * COUNTER_SHARDS);
+	else if (!full && atomic_load(&ms->full_logged) && atomic_exchange(&ms->full_logged, false))
 		log_info("in-process counter store has room again");
 }
 
+/* Create-or-increment under the shard's lock. */
 static enum store_status
-memory_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delta,
-	    unsigned ttl, uint64_t *value)
+memory_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delta, unsigned ttl,
+	    uint64_t *value)
 {
 	struct memory_store *ms = memory_of(cs);
 	uint64_t hash = key_hash(key, len), now = ms->clock();
@@ -192,6 +194,7 @@ memory_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delt
 	return e != NULL ? STORE_OK : STORE_ERROR;
 }
 
+/* Decrement, flooring at 0; NOT_FOUND for a missing or expired key. */
 static enum store_status
 memory_decr(struct counter_store *cs, const char *key, size_t len, uint64_t delta)
 {
@@ -208,6 +211,7 @@ memory_decr(struct counter_store *cs, const char *key, size_t len, uint64_t delt
 	return e != NULL ? STORE_OK : STORE_NOT_FOUND;
 }
 
+/* The value of a live key. */
 static enum store_status
 memory_get(struct counter_store *cs, const char *key, size_t len, uint64_t *value)
 {
@@ -225,8 +229,8 @@ memory_get(struct counter_store *cs, const char *key, size_t len, uint64_t *valu
 }
 
 enum store_status
-counter_store_memory_set(struct counter_store *cs, const char *key, size_t len,
-			 uint64_t value, unsigned ttl)
+counter_store_memory_set(struct counter_store *cs, const char *key, size_t len, uint64_t value,
+			 unsigned ttl)
 {
 	struct memory_store *ms = memory_of(cs);
 	uint64_t hash = key_hash(key, len), now = ms->clock();
@@ -250,7 +254,7 @@ size_t
 counter_store_memory_count(struct counter_store *cs)
 {
 	struct memory_store *ms = memory_of(cs);
-	size_t	n = 0;
+	size_t n = 0;
 
 	for (size_t i = 0; i < COUNTER_SHARDS; i++) {
 		pthread_mutex_lock(&ms->shards[i].lock);
@@ -260,12 +264,14 @@ counter_store_memory_count(struct counter_store *cs)
 	return n;
 }
 
+/* True unless the cap was reached and not relieved since. */
 static bool
 memory_healthy(struct counter_store *cs)
 {
 	return !atomic_load(&memory_of(cs)->full_logged);
 }
 
+/* Free every entry, table and lock. */
 static void
 memory_destroy(struct counter_store *cs)
 {
@@ -289,13 +295,13 @@ memory_destroy(struct counter_store *cs)
 }
 
 static const struct counter_store_ops memory_ops = {
-	.name = "memory",
-	.remote = false,
-	.incr = memory_incr,
-	.decr = memory_decr,
-	.get = memory_get,
-	.healthy = memory_healthy,
-	.destroy = memory_destroy,
+    .name = "memory",
+    .remote = false,
+    .incr = memory_incr,
+    .decr = memory_decr,
+    .get = memory_get,
+    .healthy = memory_healthy,
+    .destroy = memory_destroy,
 };
 
 struct counter_store *

@@ -7,9 +7,9 @@
  *    as written and the key is bound to their one '?'; no SQL text is ever
  *    built from a recipient address.
  *  - Exact keys.  postfixadmin's address columns use latin1_general_ci, and
- *    MariaDB's default collations are no better: 'Bob@x', 'bob@x ' (PAD
- *    SPACE) and accented or unconvertible look-alikes ('bób@x' where the
- *    column cannot hold 'ó' becomes 'b?b@x') all select the row of 'bob@x'.
+ *    MariaDB's default collations are no better: 'Bob@x' and 'bob@x ' (PAD
+ *    SPACE) select the row of 'bob@x', and with utf8mb4_general_ci so do
+ *    'bób@x' and 'bo<U+200B>b@x'.
  *    No rewriting of the user's query can fix that without also defeating
  *    the index (`BINARY col = ?` is a full scan), so the comparison is done
  *    here: a query may return the stored key as one extra, last column, and
@@ -19,7 +19,10 @@
  *    run for keys that no collation folds onto another one: lower-case
  *    printable ASCII without spaces, the form postfixadmin stores; any
  *    other key is "not found" without a query, and a warning says once
- *    that the key column would lift that limit.
+ *    that the key column would lift that limit.  A key that no text column
+ *    can hold (not UTF-8; or a character outside the column's charset, which
+ *    the server reports as "Illegal mix of collations") is "not found", not
+ *    an error: hostile addresses must not trip the circuit breaker.
  *  - Deadlines.  Every lookup (connecting, preparing, executing, reading,
  *    and the one retry) finishes within mysql.timeout_ms: the non-blocking
  *    API of Connector/C is driven with poll() against one monotonic
@@ -60,7 +63,8 @@
 #include "log.h"
 
 #ifndef MARIADB_PACKAGE_VERSION_ID
-#error "quota_source_mysql.c needs MariaDB Connector/C (libmariadb-dev): its non-blocking API gives lookups a deadline"
+/* Its non-blocking API is what gives every lookup a deadline. */
+#error "quota_source_mysql.c needs MariaDB Connector/C (libmariadb-dev)"
 #endif
 
 #define MYSQL_IDLE_MAX		32	/* idle connections kept; more are closed on release */
@@ -135,6 +139,7 @@ struct lookup {
 
 /* ---- time ----------------------------------------------------------------- */
 
+/* The monotonic clock's time ms milliseconds from now. */
 static struct timespec
 deadline_after(unsigned ms)
 {
@@ -274,6 +279,7 @@ conn_failed(struct lookup *lk, MYSQL *db, const char *what)
 	return conn_classify(mysql_errno(db));
 }
 
+/* The same for a statement's error. */
 static enum conn_result
 stmt_failed(struct lookup *lk, MYSQL_STMT *stmt, const char *what)
 {
@@ -282,6 +288,7 @@ stmt_failed(struct lookup *lk, MYSQL_STMT *stmt, const char *what)
 	return conn_classify(mysql_stmt_errno(stmt));
 }
 
+/* The deadline passed in the middle of what: the connection is abandoned. */
 static enum conn_result
 conn_timed_out(struct lookup *lk, const char *what)
 {
@@ -336,7 +343,7 @@ conn_open(const struct mysql_source *ms, struct mysql_conn *c, struct lookup *lk
 
 /* Prepare the lookup's query on c, once per connection, and check its shape. */
 static enum conn_result
-conn_prepare(const struct mysql_source *ms, struct mysql_conn *c, struct lookup *lk,
+conn_prepare(struct mysql_source *ms, struct mysql_conn *c, struct lookup *lk,
 	     const struct timespec *deadline)
 {
 	const struct query_shape *shape = &query_shapes[lk->query];
@@ -374,7 +381,7 @@ conn_prepare(const struct mysql_source *ms, struct mysql_conn *c, struct lookup 
 	}
 	c->has_key[lk->query] = fields == shape->values + 1;
 	if (!c->has_key[lk->query] &&
-	    !atomic_exchange(&((struct mysql_source *)ms)->warned_no_key[lk->query], true))
+	    !atomic_exchange(&ms->warned_no_key[lk->query], true))
 		log_warning("mysql: %s returns no key column, so only lower-case ASCII keys "
 			    "are looked up with it (a collation could match others to a look-alike "
 			    "row); return the key as a last column (see sql/README.md)", shape->name);
@@ -393,6 +400,7 @@ row_is_exact(const struct mysql_conn *c, const struct lookup *lk)
 	       memcmp(c->value[k], lk->key, lk->key_len) == 0;
 }
 
+/* True if key has no byte outside ASCII. */
 static bool
 key_is_ascii(const char *key)
 {
@@ -457,7 +465,7 @@ key_is_utf8(const char *s)
 
 /* Run the lookup's statement on c and hand every exact row to lk->row. */
 static enum conn_result
-conn_lookup(const struct mysql_source *ms, struct mysql_conn *c, struct lookup *lk,
+conn_lookup(struct mysql_source *ms, struct mysql_conn *c, struct lookup *lk,
 	    const struct timespec *deadline)
 {
 	MYSQL_BIND param, result[MYSQL_COLUMNS_MAX];
@@ -541,6 +549,7 @@ conn_lookup(const struct mysql_source *ms, struct mysql_conn *c, struct lookup *
 
 /* ---- the pool ------------------------------------------------------------- */
 
+/* Free the source and its settings (no connection is left by then). */
 static void
 source_free(struct mysql_source *ms)
 {
@@ -711,12 +720,13 @@ maildir_join(const char *root, const char *maildir, char *out, size_t size)
 		if (len == 2 && p[0] == '.' && p[1] == '.')
 			return false;
 	}
-	while (rlen > 1 && root[rlen - 1] == '/')
+	while (rlen > 0 && root[rlen - 1] == '/')
 		rlen--;
 	n = snprintf(out, size, "%.*s/%s", (int)rlen, root, maildir);
 	return n > 0 && (size_t)n < size;
 }
 
+/* A quota_query row: quota and absolute maildir into the quota_mailbox. */
 static bool
 mailbox_row(struct lookup *lk, const struct mysql_conn *c)
 {
@@ -741,6 +751,7 @@ mailbox_row(struct lookup *lk, const struct mysql_conn *c)
 	return true;
 }
 
+/* An alias_query row: its goto list appended to the list so far. */
 static bool
 alias_row(struct lookup *lk, const struct mysql_conn *c)
 {
@@ -771,6 +782,7 @@ alias_row(struct lookup *lk, const struct mysql_conn *c)
 	return true;
 }
 
+/* An alias_domain_query row: the first non-empty target domain. */
 static bool
 alias_domain_row(struct lookup *lk, const struct mysql_conn *c)
 {

@@ -32,20 +32,20 @@
 #include "counter_store.h"
 #include "log.h"
 
-#define LOCAL_MAX_ENTRIES	262144	/* in-process counters (about 200 bytes each) */
-#define CACHE_MAX_ENTRIES	65536	/* cached counts of finished windows */
+#define LOCAL_MAX_ENTRIES 262144 /* in-process counters (about 200 bytes each) */
+#define CACHE_MAX_ENTRIES 65536	 /* cached counts of finished windows */
 
 /* The memcached side, replaced on reload. */
 struct backend {
-	int	refs;			/* guarded by backend_lock */
-	struct counter_store *remote;	/* NULL: no servers, count in process */
-	char   *signature;		/* servers and timeout it was made from */
+	int refs;		      /* guarded by backend_lock */
+	struct counter_store *remote; /* NULL: no servers, count in process */
+	char *signature;	      /* servers and timeout it was made from */
 };
 
 static pthread_mutex_t backend_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct backend *backend_current;
-static struct counter_store *local_store;	/* start to stop: survives reloads */
-static struct counter_store *window_cache;	/* previous windows' counts from memcached */
+static struct counter_store *local_store;  /* start to stop: survives reloads */
+static struct counter_store *window_cache; /* previous windows' counts from memcached */
 static atomic_bool counting_locally;
 
 uint64_t
@@ -73,7 +73,7 @@ ratelimit_within(uint64_t current, uint64_t previous, const struct rate_window *
 {
 	/* Whole numbers only: current*P + previous*(P - elapsed) <= limit*P. */
 	unsigned __int128 lhs = (unsigned __int128)current * w->period_ms +
-	    (unsigned __int128)previous * (w->period_ms - w->elapsed_ms);
+				(unsigned __int128)previous * (w->period_ms - w->elapsed_ms);
 
 	return lhs <= (unsigned __int128)limit * w->period_ms;
 }
@@ -82,7 +82,7 @@ uint64_t
 ratelimit_estimate(uint64_t current, uint64_t previous, const struct rate_window *w)
 {
 	unsigned __int128 sum = (unsigned __int128)current * w->period_ms +
-	    (unsigned __int128)previous * (w->period_ms - w->elapsed_ms);
+				(unsigned __int128)previous * (w->period_ms - w->elapsed_ms);
 	unsigned __int128 est = sum / w->period_ms;
 
 	return est > UINT64_MAX ? UINT64_MAX : (uint64_t)est;
@@ -102,8 +102,8 @@ ratelimit_group(const struct ipaddr *addr, unsigned ipv4_prefix, unsigned ipv6_p
 		struct ipaddr *out, char *text, size_t size)
 {
 	unsigned prefix = addr->family == AF_INET ? (ipv4_prefix > 32 ? 32 : ipv4_prefix)
-	    : (ipv6_prefix > 128 ? 128 : ipv6_prefix);
-	char	net[INET6_ADDRSTRLEN];
+						  : (ipv6_prefix > 128 ? 128 : ipv6_prefix);
+	char net[INET6_ADDRSTRLEN];
 
 	*out = *addr;
 	ipaddr_mask(out, prefix);
@@ -117,7 +117,7 @@ static size_t
 normalise_address(const struct field *f, char *out, size_t size)
 {
 	const char *p = f->text;
-	size_t	len = f->len;
+	size_t len = f->len;
 
 	if (len >= 2 && p[0] == '<' && p[len - 1] == '>') {
 		p++;
@@ -135,7 +135,7 @@ normalise_address(const struct field *f, char *out, size_t size)
 static size_t
 lower_copy(const char *src, char *out, size_t size)
 {
-	size_t	len = strlen(src);
+	size_t len = strlen(src);
 
 	if (len >= size)
 		len = size - 1;
@@ -156,12 +156,12 @@ address_domain(const char *addr)
 
 /* Add one "NAME:LENGTH:VALUE" part to the digest and "VALUE" to the text. */
 static void
-key_add(struct sha256_ctx *ctx, struct rate_value *key, const char *name,
-	const char *value, size_t len, const char *shown)
+key_add(struct sha256_ctx *ctx, struct rate_value *key, const char *name, const char *value,
+	size_t len, const char *shown)
 {
-	char	head[64];
-	int	n = snprintf(head, sizeof(head), "%s:%zu:", name, len);
-	size_t	room, slen = strlen(shown);
+	char head[64];
+	int n = snprintf(head, sizeof(head), "%s:%zu:", name, len);
+	size_t room, slen = strlen(shown);
 
 	sha256_update(ctx, (size_t)n, (const uint8_t *)head);
 	sha256_update(ctx, len, (const uint8_t *)value);
@@ -179,8 +179,8 @@ bool
 ratelimit_key_value(const struct rate_rule *rule, const struct session *s, struct rate_value *key)
 {
 	struct sha256_ctx ctx;
-	char	buf[SESSION_PATH_MAX], net[INET6_ADDRSTRLEN + 8];
-	size_t	len;
+	char buf[SESSION_PATH_MAX], net[INET6_ADDRSTRLEN + 8];
+	size_t len;
 	unsigned keys = rule->keys;
 
 	memset(key, 0, sizeof(*key));
@@ -193,8 +193,8 @@ ratelimit_key_value(const struct rate_rule *rule, const struct session *s, struc
 		struct ipaddr group;
 		unsigned prefix = ratelimit_group(&s->addr, rule->ipv4_prefix, rule->ipv6_prefix,
 						  &group, net, sizeof(net));
-		bool	whole = prefix == (s->addr.family == AF_INET ? 32u : 128u);
-		char	shown[INET6_ADDRSTRLEN];
+		bool whole = prefix == (s->addr.family == AF_INET ? 32u : 128u);
+		char shown[INET6_ADDRSTRLEN];
 
 		ipaddr_format(&group, shown, sizeof(shown));
 		key_add(&ctx, key, "client_ip", net, strlen(net), whole ? shown : net);
@@ -235,11 +235,12 @@ ratelimit_key_value(const struct rate_rule *rule, const struct session *s, struc
 
 size_t
 ratelimit_key_name(char *buf, size_t size, const char *prefix, const char *rule,
-		   unsigned long period, uint64_t window, const uint8_t digest[RATELIMIT_DIGEST_SIZE])
+		   unsigned long period, uint64_t window,
+		   const uint8_t digest[RATELIMIT_DIGEST_SIZE])
 {
 	static const char hex[] = "0123456789abcdef";
-	int	n = snprintf(buf, size, "%s%s:%lu:%llu:", prefix, rule, period,
-			     (unsigned long long)window);
+	int n =
+	    snprintf(buf, size, "%s%s:%lu:%llu:", prefix, rule, period, (unsigned long long)window);
 
 	if (n < 0 || (size_t)n + 2 * RATELIMIT_DIGEST_SIZE >= size)
 		return 0;
@@ -255,7 +256,7 @@ const struct rate_limits *
 ratelimit_limits(const struct rate_rule *rule, const struct rate_value *key,
 		 const struct ipaddr *client, int *class_index)
 {
-	char	addr[INET6_ADDRSTRLEN];
+	char addr[INET6_ADDRSTRLEN];
 	const char *subject = key->text;
 
 	/* A client_ip rule's globs see the client's own address, not its group. */
@@ -265,8 +266,8 @@ ratelimit_limits(const struct rate_rule *rule, const struct rate_value *key,
 	}
 	for (size_t i = 0; i < rule->nclasses; i++) {
 		const struct rate_class *c = &rule->classes[i];
-		bool	fits = c->is_cidr ? client != NULL && cidr_match(&c->cidr, client)
-		    : fnmatch(c->match, subject, FNM_CASEFOLD) == 0;
+		bool fits = c->is_cidr ? client != NULL && cidr_match(&c->cidr, client)
+				       : fnmatch(c->match, subject, FNM_CASEFOLD) == 0;
 
 		if (fits) {
 			*class_index = (int)i;
@@ -291,8 +292,8 @@ ratelimit_charge_limits(const struct config *cfg, const struct rate_charge *c)
 static char *
 backend_signature(const struct config *cfg)
 {
-	size_t	size = 32;
-	char   *sig, *p;
+	size_t size = 32;
+	char *sig, *p;
 
 	for (size_t i = 0; i < cfg->memcached.servers.count; i++)
 		size += strlen(cfg->memcached.servers.items[i]) + 1;
@@ -305,6 +306,7 @@ backend_signature(const struct config *cfg)
 	return sig;
 }
 
+/* Free a backend nobody uses any more. */
 static void
 backend_free(struct backend *b)
 {
@@ -320,7 +322,7 @@ static struct backend *
 backend_create(const struct config *cfg)
 {
 	struct backend *b = calloc(1, sizeof(*b));
-	char	err[512];
+	char err[512];
 
 	if (b == NULL || (b->signature = backend_signature(cfg)) == NULL) {
 		log_error("ratelimit: out of memory");
@@ -329,8 +331,8 @@ backend_create(const struct config *cfg)
 	}
 	b->refs = 1;
 	if (cfg->memcached.servers.count > 0) {
-		b->remote = counter_store_memcached_create(&cfg->memcached.servers,
-							   cfg->memcached.timeout_ms, err, sizeof(err));
+		b->remote = counter_store_memcached_create(
+		    &cfg->memcached.servers, cfg->memcached.timeout_ms, err, sizeof(err));
 		if (b->remote == NULL) {
 			log_error("%s", err);
 			backend_free(b);
@@ -340,6 +342,7 @@ backend_create(const struct config *cfg)
 	return b;
 }
 
+/* A reference to the current backend (NULL before start and after stop). */
 static struct backend *
 backend_acquire(void)
 {
@@ -352,10 +355,11 @@ backend_acquire(void)
 	return b;
 }
 
+/* Drop a reference; the last one frees the backend, outside the lock. */
 static void
 backend_release(struct backend *b)
 {
-	int	left;
+	int left;
 
 	if (b == NULL)
 		return;
@@ -396,9 +400,10 @@ ratelimit_start(const struct config *cfg)
 		return false;
 	backend_install(b);
 	if (b->remote)
-		log_info("ratelimit: counters in memcached (%zu server%s, timeout %u ms, on_error %s)",
-			 cfg->memcached.servers.count, cfg->memcached.servers.count == 1 ? "" : "s",
-			 cfg->memcached.timeout_ms, config_on_error_name(cfg->memcached.on_error));
+		log_info(
+		    "ratelimit: counters in memcached (%zu server%s, timeout %u ms, on_error %s)",
+		    cfg->memcached.servers.count, cfg->memcached.servers.count == 1 ? "" : "s",
+		    cfg->memcached.timeout_ms, config_on_error_name(cfg->memcached.on_error));
 	return true;
 }
 
@@ -406,8 +411,8 @@ void
 ratelimit_reload(const struct config *cfg)
 {
 	struct backend *b = backend_acquire();
-	char   *sig = backend_signature(cfg);
-	bool	same = b != NULL && sig != NULL && strcmp(b->signature, sig) == 0;
+	char *sig = backend_signature(cfg);
+	bool same = b != NULL && sig != NULL && strcmp(b->signature, sig) == 0;
 
 	free(sig);
 	backend_release(b);
@@ -439,14 +444,13 @@ previous_count(struct counter_store *store, const char *prefix, const char *rule
 	       unsigned long period, const struct rate_window *w,
 	       const uint8_t digest[RATELIMIT_DIGEST_SIZE])
 {
-	char	name[COUNTER_KEY_MAX + 1];
-	size_t	len;
+	char name[COUNTER_KEY_MAX + 1];
+	size_t len;
 	uint64_t value = 0;
 	enum store_status st;
 
-	if (w->index == 0 ||
-	    (len = ratelimit_key_name(name, sizeof(name), prefix, rule, period, w->index - 1,
-				      digest)) == 0)
+	if (w->index == 0 || (len = ratelimit_key_name(name, sizeof(name), prefix, rule, period,
+						       w->index - 1, digest)) == 0)
 		return 0;
 	if (!store->ops->remote)
 		return counter_store_get(store, name, len, &value) == STORE_OK ? value : 0;
@@ -469,11 +473,11 @@ give_back_windows(struct counter_store *store, const struct config *cfg,
 		  const struct rate_rule *rule, const struct rate_limits *limits, size_t n,
 		  uint64_t time_ms, const uint8_t *digest, uint64_t count)
 {
-	char	name[COUNTER_KEY_MAX + 1];
+	char name[COUNTER_KEY_MAX + 1];
 
 	for (size_t i = 0; i < n; i++) {
 		struct rate_window w;
-		size_t	len;
+		size_t len;
 		enum store_status st;
 
 		ratelimit_window(time_ms, limits->items[i].period, &w);
@@ -494,32 +498,33 @@ charge_in(struct counter_store *store, const struct config *cfg, const struct ra
 	  const struct rate_limits *limits, const struct rate_value *key, uint64_t now_ms,
 	  bool keep_over, const struct rate_limit **over)
 {
-	char	name[COUNTER_KEY_MAX + 1];
-	size_t	done = 0;
+	char name[COUNTER_KEY_MAX + 1];
+	size_t done = 0;
 
 	*over = NULL;
 	for (size_t i = 0; i < limits->count; i++) {
 		const struct rate_limit *lim = &limits->items[i];
 		struct rate_window w;
 		uint64_t current;
-		size_t	len;
+		size_t len;
 
 		ratelimit_window(now_ms, lim->period, &w);
 		len = ratelimit_key_name(name, sizeof(name), cfg->memcached.key_prefix, rule->name,
 					 lim->period, w.index, key->digest);
-		if (len == 0 ||
-		    counter_store_incr(store, name, len, 1, ratelimit_ttl(&w), &current) != STORE_OK) {
+		if (len == 0 || counter_store_incr(store, name, len, 1, ratelimit_ttl(&w),
+						   &current) != STORE_OK) {
 			give_back_windows(store, cfg, rule, limits, done, now_ms, key->digest, 1);
 			return RATE_ERROR;
 		}
 		done++;
 		if (*over != NULL)
-			continue;	/* kept anyway: just count */
+			continue; /* kept anyway: just count */
 		/* Over on this window alone: no need to read the previous one. */
 		if (current > lim->count ||
-		    !ratelimit_within(current, previous_count(store, cfg->memcached.key_prefix,
-							      rule->name, lim->period, &w,
-							      key->digest), &w, lim->count)) {
+		    !ratelimit_within(current,
+				      previous_count(store, cfg->memcached.key_prefix, rule->name,
+						     lim->period, &w, key->digest),
+				      &w, lim->count)) {
 			*over = lim;
 			if (!keep_over)
 				break;
@@ -551,12 +556,14 @@ ratelimit_charge(const struct config *cfg, size_t rule_index, const struct rate_
 	if (store != local_store) {
 		if (r == RATE_ERROR && cfg->memcached.on_error == ON_ERROR_LOCAL) {
 			if (!atomic_exchange(&counting_locally, true))
-				log_warning("ratelimit: memcached does not answer: counting in process "
-					    "until it does (on_error = local)");
+				log_warning(
+				    "ratelimit: memcached does not answer: counting in process "
+				    "until it does (on_error = local)");
 			store = local_store;
 			r = charge_in(store, cfg, rule, limits, key, now_ms, keep_over, over);
 		} else if (r != RATE_ERROR && atomic_load(&counting_locally) &&
-			   counter_store_healthy(store) && atomic_exchange(&counting_locally, false))
+			   counter_store_healthy(store) &&
+			   atomic_exchange(&counting_locally, false))
 			log_warning("ratelimit: memcached answers again: counting in memcached");
 	}
 	backend_release(b);
@@ -590,13 +597,12 @@ ratelimit_give_back(const struct config *cfg, const struct rate_charge *c)
 }
 
 bool
-ratelimit_peek(const struct config *cfg, const char *counter_key, bool local, uint64_t *value)
+ratelimit_peek(const char *counter_key, bool local, uint64_t *value)
 {
 	struct backend *b = NULL;
 	struct counter_store *store = local_store;
 	enum store_status st = STORE_ERROR;
 
-	(void)cfg;
 	if (!local) {
 		b = backend_acquire();
 		store = b && b->remote ? b->remote : local_store;

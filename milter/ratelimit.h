@@ -56,35 +56,35 @@
 #include "config.h"
 #include "session.h"
 
-#define RATELIMIT_DIGEST_SIZE	32
-#define RATELIMIT_TEXT_MAX	(6 * SESSION_PATH_MAX)
+#define RATELIMIT_DIGEST_SIZE 32
+#define RATELIMIT_TEXT_MAX (6 * SESSION_PATH_MAX)
 
 /* Where "now" falls among the windows of one period. */
 struct rate_window {
-	uint64_t index;			/* window number */
-	uint64_t elapsed_ms;		/* since it began, < period_ms */
+	uint64_t index;	     /* window number */
+	uint64_t elapsed_ms; /* since it began, < period_ms */
 	uint64_t period_ms;
 };
 
 /* The value a rule counts by: digest for the counter key, text for people. */
 struct rate_value {
-	uint8_t	digest[RATELIMIT_DIGEST_SIZE];
-	size_t	len;
-	char	text[RATELIMIT_TEXT_MAX];	/* may hold any byte but NUL */
+	uint8_t digest[RATELIMIT_DIGEST_SIZE];
+	size_t len;
+	char text[RATELIMIT_TEXT_MAX]; /* may hold any byte but NUL */
 };
 
 enum rate_outcome {
-	RATE_ADMIT,			/* charged */
-	RATE_OVER,			/* over a limit: not charged (unless keep_over) */
-	RATE_ERROR,			/* the store could not answer; nothing charged */
+	RATE_ADMIT, /* charged */
+	RATE_OVER,  /* over a limit: not charged (unless keep_over) */
+	RATE_ERROR, /* the store could not answer; nothing charged */
 };
 
 /* The window of period seconds that now_ms (Unix time) falls in. */
-void	ratelimit_window(uint64_t now_ms, unsigned long period, struct rate_window *w);
+void ratelimit_window(uint64_t now_ms, unsigned long period, struct rate_window *w);
 
 /* True when current + the overlapping part of previous is within limit. */
-bool	ratelimit_within(uint64_t current, uint64_t previous, const struct rate_window *w,
-			 unsigned long limit);
+bool ratelimit_within(uint64_t current, uint64_t previous, const struct rate_window *w,
+		      unsigned long limit);
 
 /* current + previous weighted by overlap, rounded down (for logs and tests). */
 uint64_t ratelimit_estimate(uint64_t current, uint64_t previous, const struct rate_window *w);
@@ -105,16 +105,16 @@ unsigned ratelimit_group(const struct ipaddr *addr, unsigned ipv4_prefix, unsign
  * recipient).  False when the rule has nothing to count by (no SASL user,
  * unknown client address, no HELO yet): the rule does not apply.
  */
-bool	ratelimit_key_value(const struct rate_rule *rule, const struct session *s,
-			    struct rate_value *key);
+bool ratelimit_key_value(const struct rate_rule *rule, const struct session *s,
+			 struct rate_value *key);
 
 /*
  * The counter key for one window into buf: "PREFIX RULE:PERIOD:WINDOW:HEX".
  * Returns its length, or 0 when it would not fit in size.
  */
-size_t	ratelimit_key_name(char *buf, size_t size, const char *prefix, const char *rule,
-			   unsigned long period, uint64_t window,
-			   const uint8_t digest[RATELIMIT_DIGEST_SIZE]);
+size_t ratelimit_key_name(char *buf, size_t size, const char *prefix, const char *rule,
+			  unsigned long period, uint64_t window,
+			  const uint8_t digest[RATELIMIT_DIGEST_SIZE]);
 
 /*
  * The limits for key: those of the first class whose match fits (a CIDR
@@ -131,13 +131,13 @@ const struct rate_limits *ratelimit_charge_limits(const struct config *cfg,
 						  const struct rate_charge *c);
 
 /* Create the process-wide stores; false (logged) when mxgate cannot count. */
-bool	ratelimit_start(const struct config *cfg);
+bool ratelimit_start(const struct config *cfg);
 
 /* A new configuration: a new memcached store if servers or timeout changed. */
-void	ratelimit_reload(const struct config *cfg);
+void ratelimit_reload(const struct config *cfg);
 
 /* Free the stores (no session may be running). */
-void	ratelimit_stop(void);
+void ratelimit_stop(void);
 
 /*
  * Charge one event to every window of limits for rule number rule_index
@@ -154,11 +154,10 @@ enum rate_outcome ratelimit_charge(const struct config *cfg, size_t rule_index,
 				   struct rate_charge *charge, const struct rate_limit **over);
 
 /* Give a recorded charge back to its counters (failures are logged at debug level). */
-void	ratelimit_give_back(const struct config *cfg, const struct rate_charge *charge);
+void ratelimit_give_back(const struct config *cfg, const struct rate_charge *charge);
 
-/* The count a window of rule's key holds now (tests and tools); false on error. */
-bool	ratelimit_peek(const struct config *cfg, const char *counter_key, bool local,
-		       uint64_t *value);
+/* The count a counter key holds (local: the in-process store); false on error. */
+bool ratelimit_peek(const char *counter_key, bool local, uint64_t *value);
 
 /* Unix time in milliseconds. */
 uint64_t ratelimit_now_ms(void);

@@ -67,7 +67,8 @@ session_set_client(struct session *s, const char *name, const struct sockaddr *a
 {
 	ipaddr_from_sockaddr(addr, &s->addr);
 	ipaddr_format(&s->addr, s->client_addr, sizeof(s->client_addr));
-	if (name != NULL && *name != '\0')
+	/* The MTA sends "[addr]" for a client without a verified name; Postfix logs "unknown". */
+	if (name != NULL && *name != '\0' && *name != '[')
 		reply_printable(s->client_name, sizeof(s->client_name), name, strlen(name));
 	s->trusted = s->addr.family != AF_UNSPEC &&
 	    cidr_list_match(&s->cfg->trusted_networks, &s->addr);

@@ -49,12 +49,12 @@ now_s(void)
 static unsigned long long
 server_commands(void)
 {
-	char	host[256], buf[16384];
+	char host[256], buf[16384];
 	const char *colon = strrchr(server, ':');
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	unsigned long long total = 0;
-	size_t	got = 0;
-	int	fd;
+	size_t got = 0;
+	int fd;
 
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - server), server);
 	sa.sin_port = htons((uint16_t)atoi(colon + 1));
@@ -66,7 +66,7 @@ server_commands(void)
 		exit(1);
 	}
 	while (got < sizeof(buf) - 1) {
-		ssize_t	n = read(fd, buf + got, sizeof(buf) - 1 - got);
+		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
 
 		if (n <= 0)
 			break;
@@ -78,10 +78,10 @@ server_commands(void)
 	close(fd);
 	buf[got] = '\0';
 	static const char *const names[] = {
-		"cmd_get", "incr_misses", "incr_hits", "decr_misses", "decr_hits", "total_items",
+	    "cmd_get", "incr_misses", "incr_hits", "decr_misses", "decr_hits", "total_items",
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		char	pat[64];
+		char pat[64];
 		const char *p;
 
 		snprintf(pat, sizeof(pat), "STAT %s ", names[i]);
@@ -95,8 +95,8 @@ server_commands(void)
 
 struct worker {
 	struct counter_store *cs;
-	int	id;
-	bool	hot;			/* all threads on one key, or each on its own keys */
+	int id;
+	bool hot; /* all threads on one key, or each on its own keys */
 	atomic_bool *stop;
 	unsigned long ops, errors;
 };
@@ -105,13 +105,13 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
-	char	key[64];
+	char key[64];
 	uint64_t v;
 	unsigned long i = 0;
 
 	while (!atomic_load(w->stop)) {
-		int	n = w->hot ? snprintf(key, sizeof(key), "bench:hot")
-		    : snprintf(key, sizeof(key), "bench:%d:%lu", w->id, i % 10000);
+		int n = w->hot ? snprintf(key, sizeof(key), "bench:hot")
+			       : snprintf(key, sizeof(key), "bench:%d:%lu", w->id, i % 10000);
 
 		if (counter_store_incr(w->cs, key, (size_t)n, 1, 600, &v) == STORE_OK)
 			w->ops++;
@@ -129,7 +129,7 @@ bench_ops(const char *label, struct counter_store *cs, int threads, bool hot)
 	pthread_t t[64];
 	atomic_bool stop = false;
 	unsigned long ops = 0, errors = 0;
-	double	start = now_s(), took;
+	double start = now_s(), took;
 
 	for (int i = 0; i < threads; i++) {
 		w[i] = (struct worker){cs, i, hot, &stop, 0, 0};
@@ -153,8 +153,8 @@ bench_ops(const char *label, struct counter_store *cs, int threads, bool hot)
 static struct config *
 load_config(const char *servers_line, const char *rules)
 {
-	char	path[] = "/tmp/bench_ratelimit.XXXXXX", text[2048];
-	int	fd = mkstemp(path);
+	char path[] = "/tmp/bench_ratelimit.XXXXXX", text[2048];
+	int fd = mkstemp(path);
 	struct config *cfg;
 
 	snprintf(text, sizeof(text), "trusted_networks = [ ];\n%s\nratelimit: { %s };\n",
@@ -168,14 +168,14 @@ load_config(const char *servers_line, const char *rules)
 		fprintf(stderr, "bad benchmark configuration\n");
 		exit(1);
 	}
-	cfg->refs += 1000000;		/* one per session below, never freed */
+	cfg->refs += 1000000; /* one per session below, never freed */
 	return cfg;
 }
 
 static int
 cmp_double(const void *a, const void *b)
 {
-	double	x = *(const double *)a, y = *(const double *)b;
+	double x = *(const double *)a, y = *(const double *)b;
 
 	return x < y ? -1 : x > y;
 }
@@ -191,14 +191,14 @@ bench_rcpt(const char *label, struct config *cfg, int events, int per_tx, bool h
 	double *lat = calloc((size_t)events, sizeof(double)), sum = 0;
 	unsigned long long before = remote ? server_commands() : 0, after;
 	struct session *s = NULL;
-	char	sender[128];
-	int	refused = 0;
+	char sender[128];
+	int refused = 0;
 	static int run;
 
 	run++;
 	for (int i = 0; i < events; i++) {
 		struct verdict v;
-		double	t;
+		double t;
 
 		if (i % per_tx == 0) {
 			if (s != NULL) {
@@ -207,8 +207,8 @@ bench_rcpt(const char *label, struct config *cfg, int events, int per_tx, bool h
 			}
 			s = session_open(cfg);
 			ipaddr_parse("192.0.2.1", &s->addr);
-			snprintf(sender, sizeof(sender), "<bench-%d-%d-%d@example.net>", (int)getpid(), run,
-				 hot ? 0 : i / per_tx);
+			snprintf(sender, sizeof(sender), "<bench-%d-%d-%d@example.net>",
+				 (int)getpid(), run, hot ? 0 : i / per_tx);
 			field_set(&s->tx.sender, sender);
 			s->tx.active = true;
 		}
@@ -235,15 +235,15 @@ bench_rcpt(const char *label, struct config *cfg, int events, int per_tx, bool h
 int
 main(int argc, char **argv)
 {
-	char	err[256], servers_line[512];
+	char err[256], servers_line[512];
 	struct string_list list;
 	struct counter_store *mc, *mem;
 	struct config *none, *local, *remote1, *remote2;
-	int	threads = 4;
+	int threads = 4;
 	const char *one = "rules = ( { name = \"r\"; key = [ \"sender\" ]; count = \"recipients\"; "
-	    "limits = [ \"1000000000/1h\" ]; } );";
+			  "limits = [ \"1000000000/1h\" ]; } );";
 	const char *two = "rules = ( { name = \"r\"; key = [ \"sender\" ]; count = \"recipients\"; "
-	    "limits = [ \"1000000000/1m\", \"1000000000/1d\" ]; } );";
+			  "limits = [ \"1000000000/1m\", \"1000000000/1d\" ]; } );";
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: bench_ratelimit HOST:PORT [SECONDS] [THREADS]\n");
@@ -276,7 +276,8 @@ main(int argc, char **argv)
 	printf("# check_ratelimit at RCPT, one thread (latency it adds per RCPT)\n");
 	none = load_config("", "enabled = false;");
 	local = load_config("", one);
-	snprintf(servers_line, sizeof(servers_line), "memcached: { servers = [ \"%s\" ]; };", server);
+	snprintf(servers_line, sizeof(servers_line), "memcached: { servers = [ \"%s\" ]; };",
+		 server);
 	remote1 = load_config(servers_line, one);
 	remote2 = load_config(servers_line, two);
 	bench_rcpt("no rate limits", none, 20000, 20, true, false);

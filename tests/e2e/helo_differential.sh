@@ -47,6 +47,7 @@ HELO_DIFF_JOBS=${HELO_DIFF_JOBS:-$((2 * $(nproc 2>/dev/null || echo 2)))}
 HELO_DIFF_KEEP=${HELO_DIFF_KEEP:-0}
 HELO_DIFF_CLIENT=${HELO_DIFF_CLIENT:-swaks}
 
+# shellcheck source-path=SCRIPTDIR source=lib/postfix.sh
 . "$here/lib/postfix.sh"
 
 BAD_HELO=usuario-10c7392

@@ -194,7 +194,8 @@ main(int argc, char **argv)
 			threads = atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: quota_mysql_probe -c CONFIG [-b SECONDS [-t THREADS] KIND KEY...]\n");
+			fprintf(stderr, "usage: quota_mysql_probe -c CONFIG "
+				"[-b SECONDS [-t THREADS] KIND KEY...]\n");
 			return 2;
 		}
 	}

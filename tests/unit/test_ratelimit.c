@@ -40,8 +40,8 @@ collect(void *arg, const char *message)
 static struct config *
 load_text(const char *text)
 {
-	char	path[] = "/tmp/test_ratelimit.XXXXXX";
-	int	fd = mkstemp(path);
+	char path[] = "/tmp/test_ratelimit.XXXXXX";
+	int fd = mkstemp(path);
 	struct config *cfg;
 
 	assert_true(fd >= 0);
@@ -159,9 +159,9 @@ test_limit_parsing(void **state)
 {
 	struct rate_limit l;
 	static const char *const bad[] = {
-		"", "10", "10/", "/1m", "0/1m", "10/0m", "10/1x", "10/1m ", " 10/1m",
-		"10/31d", "10/2592001s", "99999999999/1m", "-1/1m", "10/1.5m", "10/1M",
-		"10/1mm", "1e3/1m",
+	    "",	     "10",	"10/",	  "/1m",    "0/1m",	   "10/0m",
+	    "10/1x", "10/1m ",	" 10/1m", "10/31d", "10/2592001s", "99999999999/1m",
+	    "-1/1m", "10/1.5m", "10/1M",  "10/1mm", "1e3/1m",
 	};
 
 	(void)state;
@@ -216,13 +216,12 @@ test_class_parsing(void **state)
 	config_release(cfg);
 
 	/* Bad classes are reported with FILE:LINE. */
-	cfg = load_text(
-	    "ratelimit: { rules = (\n"
-	    "  { name = \"net\"; key = [ \"client_ip\" ]; count = \"messages\";\n"
-	    "    classes = ( { match = \"192.0.2.0/33\"; limits = [ \"1/1m\" ]; },\n"
-	    "                { match = \"x\"; },\n"
-	    "                { match = \"y\"; limits = [ \"1/1y\" ]; } ); }\n"
-	    "); };\n");
+	cfg = load_text("ratelimit: { rules = (\n"
+			"  { name = \"net\"; key = [ \"client_ip\" ]; count = \"messages\";\n"
+			"    classes = ( { match = \"192.0.2.0/33\"; limits = [ \"1/1m\" ]; },\n"
+			"                { match = \"x\"; },\n"
+			"                { match = \"y\"; limits = [ \"1/1y\" ]; } ); }\n"
+			"); };\n");
 	assert_null(cfg);
 	assert_non_null(strstr(errors, ":3: match: bad network \"192.0.2.0/33\""));
 	assert_non_null(strstr(errors, ":4: class 2: needs both match and limits"));
@@ -235,7 +234,7 @@ static void
 test_prefix_grouping(void **state)
 {
 	struct ipaddr a, g;
-	char	text[INET6_ADDRSTRLEN + 8];
+	char text[INET6_ADDRSTRLEN + 8];
 
 	(void)state;
 	assert_true(ipaddr_parse("192.0.2.77", &a));
@@ -263,20 +262,24 @@ test_key_values(void **state)
 {
 	struct config *cfg = load_text(
 	    "ratelimit: { rules = (\n"
-	    "  { name = \"snd\"; key = [ \"sender\" ]; count = \"messages\"; limits = [ \"1/1m\" ]; },\n"
-	    "  { name = \"net\"; key = [ \"sender_domain\", \"client_ip\" ]; count = \"messages\";\n"
+	    "  { name = \"snd\"; key = [ \"sender\" ]; count = \"messages\"; limits = [ \"1/1m\" "
+	    "]; },\n"
+	    "  { name = \"net\"; key = [ \"sender_domain\", \"client_ip\" ]; count = "
+	    "\"messages\";\n"
 	    "    limits = [ \"1/1m\" ]; ipv4_prefix = 24; },\n"
-	    "  { name = \"v6\"; key = [ \"client_ip\" ]; count = \"messages\"; limits = [ \"1/1m\" ]; },\n"
-	    "  { name = \"auth\"; key = [ \"sasl_user\" ]; count = \"messages\"; limits = [ \"1/1m\" ]; },\n"
+	    "  { name = \"v6\"; key = [ \"client_ip\" ]; count = \"messages\"; limits = [ \"1/1m\" "
+	    "]; },\n"
+	    "  { name = \"auth\"; key = [ \"sasl_user\" ]; count = \"messages\"; limits = [ "
+	    "\"1/1m\" ]; },\n"
 	    "  { name = \"h\"; key = [ \"helo\" ]; count = \"messages\"; limits = [ \"1/1m\" ]; }\n"
 	    "); };\n");
 	struct session *s;
 	struct rate_value k1, k2;
-	char	buf[65];
+	char buf[65];
 
 	(void)state;
 	assert_non_null(cfg);
-	cfg->refs += 3;		/* one per session */
+	cfg->refs += 3; /* one per session */
 	s = session_with(cfg, "192.0.2.77", "<Alice@Example.NET>", NULL);
 	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[0], s, &k1));
 	assert_string_equal(k1.text, "alice@example.net");
@@ -325,17 +328,18 @@ test_key_values(void **state)
 static void
 test_key_names(void **state)
 {
-	uint8_t	d[32];
-	char	buf[COUNTER_KEY_MAX + 1], rule[64];
+	uint8_t d[32];
+	char buf[COUNTER_KEY_MAX + 1], rule[64];
 	regex_t re;
-	size_t	n;
+	size_t n;
 
 	(void)state;
 	for (int i = 0; i < 32; i++)
 		d[i] = (uint8_t)(i * 9);
 	n = ratelimit_key_name(buf, sizeof(buf), "mxgate:", "client", 60, 28333333, d);
 	assert_int_equal(n, strlen(buf));
-	assert_string_equal(buf, "mxgate:client:60:28333333:"
+	assert_string_equal(buf,
+			    "mxgate:client:60:28333333:"
 			    "0009121b242d363f48515a636c757e879099a2abb4bdc6cfd8e1eaf3fc050e17");
 	/* The longest prefix and rule name still fit memcached's 250 bytes. */
 	memset(rule, 'r', 63);
@@ -345,8 +349,9 @@ test_key_names(void **state)
 	assert_true(n > 0 && n <= COUNTER_KEY_MAX);
 	/* Too small a buffer is refused, never cut. */
 	assert_int_equal(ratelimit_key_name(buf, 40, "mxgate:", "client", 60, 1, d), 0);
-	assert_int_equal(regcomp(&re, "^[A-Za-z0-9_.:-]+:[0-9]+:[0-9]+:[0-9a-f]{64}$",
-				 REG_EXTENDED | REG_NOSUB), 0);
+	assert_int_equal(
+	    regcomp(&re, "^[A-Za-z0-9_.:-]+:[0-9]+:[0-9]+:[0-9a-f]{64}$", REG_EXTENDED | REG_NOSUB),
+	    0);
 	n = ratelimit_key_name(buf, sizeof(buf), "mx.1-a:", "r_1.x-y", 86400, 19700, d);
 	assert_int_equal(regexec(&re, buf, 0, NULL, 0), 0);
 	regfree(&re);
@@ -357,7 +362,8 @@ test_class_matching(void **state)
 {
 	struct config *cfg = load_text(
 	    "ratelimit: { rules = (\n"
-	    "  { name = \"net\"; key = [ \"client_ip\" ]; count = \"messages\"; limits = [ \"10/1m\" ];\n"
+	    "  { name = \"net\"; key = [ \"client_ip\" ]; count = \"messages\"; limits = [ "
+	    "\"10/1m\" ];\n"
 	    "    ipv4_prefix = 24;\n"
 	    "    classes = ( { match = \"192.0.2.128/25\"; limits = [ \"1/1m\" ]; },\n"
 	    "                { match = \"192.0.2.*\"; limits = [ \"2/1m\" ]; },\n"
@@ -369,7 +375,7 @@ test_class_matching(void **state)
 	struct session *s;
 	struct rate_value k;
 	const struct rate_limits *l;
-	int	ci;
+	int ci;
 
 	(void)state;
 	assert_non_null(cfg);
@@ -462,9 +468,9 @@ test_memory_store_cap(void **state)
 {
 	/* 64 entries: one per shard, so a second key in a shard finds it full. */
 	struct counter_store *cs = counter_store_memory_create(64, fake_clock);
-	char	key[32];
+	char key[32];
 	uint64_t v;
-	int	ok = 0, refused = 0;
+	int ok = 0, refused = 0;
 
 	(void)state;
 	for (int i = 0; i < 1000; i++) {
@@ -490,7 +496,7 @@ test_memory_store_cap(void **state)
 
 struct hammer {
 	struct counter_store *cs;
-	int	rounds;
+	int rounds;
 };
 
 static void *
@@ -540,9 +546,9 @@ test_admission_burst(void **state)
 	struct rate_charge c;
 	const struct rate_limit *over;
 	struct session *s;
-	uint64_t now = 1700000000000ULL + 1000;	/* 1 s into a minute */
-	int	admitted = 0;
-	char	name[COUNTER_KEY_MAX + 1];
+	uint64_t now = 1700000000000ULL + 1000; /* 1 s into a minute */
+	int admitted = 0;
+	char name[COUNTER_KEY_MAX + 1];
 	uint64_t v;
 	struct rate_window w;
 
@@ -561,18 +567,21 @@ test_admission_burst(void **state)
 	assert_int_equal(admitted, 5);
 	ratelimit_window(now, 60, &w);
 	ratelimit_key_name(name, sizeof(name), "mxgate:", "burst", 60, w.index, key.digest);
-	assert_true(ratelimit_peek(cfg, name, true, &v));
+	assert_true(ratelimit_peek(name, true, &v));
 	assert_int_equal(v, 5);
 	/* Giving one back makes room for exactly one. */
 	ratelimit_give_back(cfg, &c);
 	assert_int_equal(ratelimit_charge(cfg, 0, &cfg->ratelimit.rules[0].limits, -1, &key, now,
-					  false, &c, &over), RATE_ADMIT);
+					  false, &c, &over),
+			 RATE_ADMIT);
 	assert_int_equal(ratelimit_charge(cfg, 0, &cfg->ratelimit.rules[0].limits, -1, &key, now,
-					  false, &c, &over), RATE_OVER);
+					  false, &c, &over),
+			 RATE_OVER);
 	/* keep_over (hold, warn): charged although over. */
 	assert_int_equal(ratelimit_charge(cfg, 0, &cfg->ratelimit.rules[0].limits, -1, &key, now,
-					  true, &c, &over), RATE_OVER);
-	assert_true(ratelimit_peek(cfg, name, true, &v));
+					  true, &c, &over),
+			 RATE_OVER);
+	assert_true(ratelimit_peek(name, true, &v));
 	assert_int_equal(v, 6);
 	session_close(s);
 	ratelimit_stop();
@@ -587,8 +596,8 @@ test_admission_sliding(void **state)
 	const struct rate_limit *over;
 	struct session *s;
 	const struct rate_limits *l;
-	uint64_t base = 1700000040000ULL;	/* a minute boundary */
-	int	n;
+	uint64_t base = 1700000040000ULL; /* a minute boundary */
+	int n;
 
 	(void)state;
 	assert_non_null(cfg);
@@ -599,26 +608,39 @@ test_admission_sliding(void **state)
 	l = &cfg->ratelimit.rules[0].limits;
 	/* 5 at the end of one window ... */
 	for (n = 0; n < 5; n++)
-		assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base - 1000, false, &c, &over),
-				 RATE_ADMIT);
+		assert_int_equal(
+		    ratelimit_charge(cfg, 0, l, -1, &key, base - 1000, false, &c, &over),
+		    RATE_ADMIT);
 	/* ... leave no room at the start of the next: no 2N burst at the edge. */
-	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 1, false, &c, &over), RATE_OVER);
+	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 1, false, &c, &over),
+			 RATE_OVER);
 	/* Half way through, half of them still count: 2 more fit (2 + 5/2 <= 5). */
-	for (n = 0; ratelimit_charge(cfg, 0, l, -1, &key, base + 30000, false, &c, &over) == RATE_ADMIT; n++)
+	for (n = 0;
+	     ratelimit_charge(cfg, 0, l, -1, &key, base + 30000, false, &c, &over) == RATE_ADMIT;
+	     n++)
 		;
 	assert_int_equal(n, 2);
-	/* Near the end of the window the old ones weigh almost nothing: 2 more (5 + 5/60000 > 5). */
-	for (n = 0; ratelimit_charge(cfg, 0, l, -1, &key, base + 59999, false, &c, &over) == RATE_ADMIT; n++)
+	/* Near the end of the window the old ones weigh almost nothing: 2 more (5 + 5/60000 > 5).
+	 */
+	for (n = 0;
+	     ratelimit_charge(cfg, 0, l, -1, &key, base + 59999, false, &c, &over) == RATE_ADMIT;
+	     n++)
 		;
 	assert_int_equal(n, 2);
 	/* A minute on, the window of 4 becomes the previous one and weighs in full at first. */
-	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 60000, false, &c, &over), RATE_ADMIT);
-	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 60000, false, &c, &over), RATE_OVER);
+	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 60000, false, &c, &over),
+			 RATE_ADMIT);
+	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 60000, false, &c, &over),
+			 RATE_OVER);
 	/* The clock steps back an hour: old windows; a step forward: fresh ones. */
-	for (n = 0; ratelimit_charge(cfg, 0, l, -1, &key, base - 3600000, false, &c, &over) == RATE_ADMIT; n++)
+	for (n = 0;
+	     ratelimit_charge(cfg, 0, l, -1, &key, base - 3600000, false, &c, &over) == RATE_ADMIT;
+	     n++)
 		;
 	assert_int_equal(n, 5);
-	for (n = 0; ratelimit_charge(cfg, 0, l, -1, &key, base + 7200000, false, &c, &over) == RATE_ADMIT; n++)
+	for (n = 0;
+	     ratelimit_charge(cfg, 0, l, -1, &key, base + 7200000, false, &c, &over) == RATE_ADMIT;
+	     n++)
 		;
 	assert_int_equal(n, 5);
 	session_close(s);
@@ -635,7 +657,7 @@ test_admission_all_windows(void **state)
 	struct session *s;
 	const struct rate_limits *l;
 	uint64_t t = 1700000040000ULL;
-	int	n = 0;
+	int n = 0;
 
 	(void)state;
 	assert_true(ratelimit_start(cfg));
@@ -662,7 +684,7 @@ struct racer {
 	struct config *cfg;
 	struct rate_value *key;
 	uint64_t now;
-	int	admitted;
+	int admitted;
 };
 
 static void *
@@ -687,7 +709,7 @@ test_admission_threads(void **state)
 	struct session *s;
 	struct racer r[16];
 	pthread_t t[16];
-	int	total = 0;
+	int total = 0;
 
 	(void)state;
 	assert_true(ratelimit_start(cfg));
@@ -714,7 +736,8 @@ static const char *check_conf =
     "  { name = \"msg\"; key = [ \"sender\" ]; count = \"messages\"; limits = [ \"2/1h\" ]; },\n"
     "  { name = \"rcpt\"; key = [ \"sender\" ]; count = \"recipients\"; limits = [ \"3/1h\" ];\n"
     "    action = \"reject\"; },\n"
-    "  { name = \"conn\"; key = [ \"client_ip\" ]; count = \"connections\"; limits = [ \"100/1h\" ]; },\n"
+    "  { name = \"conn\"; key = [ \"client_ip\" ]; count = \"connections\"; limits = [ \"100/1h\" "
+    "]; },\n"
     "  { name = \"w\"; key = [ \"sasl_user\" ]; count = \"recipients\"; limits = [ \"1/1h\" ];\n"
     "    action = \"warn\"; when = \"authenticated\"; },\n"
     "  { name = \"h\"; key = [ \"helo\" ]; count = \"messages\"; limits = [ \"1/1h\" ];\n"
@@ -727,13 +750,13 @@ count_of(struct config *cfg, size_t rule, const struct rate_value *key)
 {
 	const struct rate_rule *r = &cfg->ratelimit.rules[rule];
 	struct rate_window w;
-	char	name[COUNTER_KEY_MAX + 1];
+	char name[COUNTER_KEY_MAX + 1];
 	uint64_t v = 99999;
 
 	ratelimit_window(ratelimit_now_ms(), r->limits.items[0].period, &w);
 	ratelimit_key_name(name, sizeof(name), cfg->memcached.key_prefix, r->name,
 			   r->limits.items[0].period, w.index, key->digest);
-	assert_true(ratelimit_peek(cfg, name, true, &v));
+	assert_true(ratelimit_peek(name, true, &v));
 	return v;
 }
 
@@ -744,7 +767,7 @@ test_check_verdicts(void **state)
 	struct session *s;
 	struct verdict v;
 	struct rate_value k;
-	char	buf[128];
+	char buf[128];
 
 	(void)state;
 	assert_non_null(cfg);
@@ -767,7 +790,8 @@ test_check_verdicts(void **state)
 	assert_int_equal(v.kind, VERDICT_REFUSE);
 	assert_string_equal(v.reply.code, "450");
 	assert_string_equal(v.reply.dsn, "4.7.1");
-	snprintf(buf, sizeof(buf), "<check-%d@example.net>: Rate limit \"msg\" exceeded, try again later",
+	snprintf(buf, sizeof(buf),
+		 "<check-%d@example.net>: Rate limit \"msg\" exceeded, try again later",
 		 (int)getpid());
 	assert_string_equal(v.reply.text, buf);
 	/* Refused: not charged. */
@@ -819,7 +843,7 @@ test_check_hostile_values(void **state)
 	struct config *cfg = load_text(check_conf);
 	struct session *s;
 	struct verdict v;
-	char	big[2000];
+	char big[2000];
 
 	(void)state;
 	assert_true(ratelimit_start(cfg));
@@ -847,15 +871,19 @@ test_check_hostile_values(void **state)
 static struct config *
 dead_server_config(const char *on_error)
 {
-	char	text[2048];
+	char text[2048];
 
-	snprintf(text, sizeof(text),
-		 "trusted_networks = [ ];\n"
-		 "memcached: { servers = [ \"127.0.0.1:1\" ]; timeout_ms = 200; on_error = \"%s\"; };\n"
-		 "ratelimit: { rules = (\n"
-		 "  { name = \"a\"; key = [ \"sender\" ]; count = \"messages\"; limits = [ \"2/1h\" ]; },\n"
-		 "  { name = \"b\"; key = [ \"client_ip\" ]; count = \"messages\"; limits = [ \"9/1h\" ]; }\n"
-		 "); };\n", on_error);
+	snprintf(
+	    text, sizeof(text),
+	    "trusted_networks = [ ];\n"
+	    "memcached: { servers = [ \"127.0.0.1:1\" ]; timeout_ms = 200; on_error = \"%s\"; };\n"
+	    "ratelimit: { rules = (\n"
+	    "  { name = \"a\"; key = [ \"sender\" ]; count = \"messages\"; limits = [ \"2/1h\" ]; "
+	    "},\n"
+	    "  { name = \"b\"; key = [ \"client_ip\" ]; count = \"messages\"; limits = [ \"9/1h\" "
+	    "]; }\n"
+	    "); };\n",
+	    on_error);
 	return load_text(text);
 }
 
@@ -940,13 +968,13 @@ test_reload(void **state)
 static void
 test_many_recipients(void **state)
 {
-	struct config *cfg = load_text(
-	    "trusted_networks = [ ];\n"
-	    "ratelimit: { rules = (\n"
-	    "  { name = \"to\"; key = [ \"recipient\" ]; count = \"recipients\"; limits = [ \"5/1h\" ]; }\n"
-	    "); };\n");
+	struct config *cfg = load_text("trusted_networks = [ ];\n"
+				       "ratelimit: { rules = (\n"
+				       "  { name = \"to\"; key = [ \"recipient\" ]; count = "
+				       "\"recipients\"; limits = [ \"5/1h\" ]; }\n"
+				       "); };\n");
 	struct session *s;
-	char	rcpt[64];
+	char rcpt[64];
 	struct rate_value k;
 	unsigned left = 0;
 
@@ -979,27 +1007,27 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_window_edges),
-		cmocka_unit_test(test_window_weights),
-		cmocka_unit_test(test_limit_parsing),
-		cmocka_unit_test(test_class_parsing),
-		cmocka_unit_test(test_prefix_grouping),
-		cmocka_unit_test(test_key_values),
-		cmocka_unit_test(test_key_names),
-		cmocka_unit_test(test_class_matching),
-		cmocka_unit_test(test_memory_store),
-		cmocka_unit_test(test_memory_store_cap),
-		cmocka_unit_test(test_memory_store_threads),
-		cmocka_unit_test(test_admission_burst),
-		cmocka_unit_test(test_admission_sliding),
-		cmocka_unit_test(test_admission_all_windows),
-		cmocka_unit_test(test_admission_threads),
-		cmocka_unit_test(test_check_verdicts),
-		cmocka_unit_test(test_check_warn_and_when),
-		cmocka_unit_test(test_check_hostile_values),
-		cmocka_unit_test(test_store_errors),
-		cmocka_unit_test(test_reload),
-		cmocka_unit_test(test_many_recipients),
+	    cmocka_unit_test(test_window_edges),
+	    cmocka_unit_test(test_window_weights),
+	    cmocka_unit_test(test_limit_parsing),
+	    cmocka_unit_test(test_class_parsing),
+	    cmocka_unit_test(test_prefix_grouping),
+	    cmocka_unit_test(test_key_values),
+	    cmocka_unit_test(test_key_names),
+	    cmocka_unit_test(test_class_matching),
+	    cmocka_unit_test(test_memory_store),
+	    cmocka_unit_test(test_memory_store_cap),
+	    cmocka_unit_test(test_memory_store_threads),
+	    cmocka_unit_test(test_admission_burst),
+	    cmocka_unit_test(test_admission_sliding),
+	    cmocka_unit_test(test_admission_all_windows),
+	    cmocka_unit_test(test_admission_threads),
+	    cmocka_unit_test(test_check_verdicts),
+	    cmocka_unit_test(test_check_warn_and_when),
+	    cmocka_unit_test(test_check_hostile_values),
+	    cmocka_unit_test(test_store_errors),
+	    cmocka_unit_test(test_reload),
+	    cmocka_unit_test(test_many_recipients),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);

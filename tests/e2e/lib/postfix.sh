@@ -36,6 +36,7 @@
 # them exits the caller.
 
 # Packages the Postfix side of the tests needs on a fresh Debian 12.
+# shellcheck disable=SC2034 # used by the test scripts
 PF_PACKAGES=(postfix swaks sasl2-bin libsasl2-modules)
 
 : "${PF_SASL:=yes}"
@@ -112,12 +113,12 @@ pf_free_port() {
     mkdir -p "$dir" 2>/dev/null
     (
         flock -w 10 9 || pf_log "pf_free_port: lock timeout, going on"
-        local lo hi port i f
+        local lo port i f
         for f in "$dir"/[0-9]*; do
             [[ -e $f ]] || continue
             kill -0 "${f##*/}" 2>/dev/null || rm -f "$f"
         done
-        read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
+        read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
         ((lo > 20000)) || lo=32768
         for ((i = 0; i < 200; i++)); do
             port=$((10000 + (RANDOM * 32768 + RANDOM) % (lo - 10000)))
