@@ -333,6 +333,7 @@ if ! pf_need_packages "${PF_PACKAGES[@]}" >&2; then
     tap_done
     exit 0
 fi
+# shellcheck disable=SC2034 # read by pf_start
 PF_SASL=no
 pf=$work/pf
 port=$(pf_free_port) && sink=$(pf_free_port) || { echo "Bail out! no free port"; exit 99; }
