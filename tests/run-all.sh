@@ -8,6 +8,9 @@
 # Ends with "N passed, N failed, N skipped" over every TAP test point.
 # Exit status 0 only when nothing failed.
 set -u
+# Debian's tools first: the tests are written against them (a python3 shim
+# of a version manager earlier in PATH costs seconds per start).
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 top=$(cd "$(dirname "$0")/.." && pwd)
 builds=${MXGATE_BUILD_ROOT:-$top/build}
 jobs=${MXGATE_JOBS:-2}
