@@ -29,6 +29,7 @@
 #include "log.h"
 #include "maildirsize.h"
 #include "quota.h"
+#include "../unit/fixture.h"
 
 static char root[256];
 
@@ -69,15 +70,6 @@ make_maildir(const char *path)
 	xmkdir(sub);
 	snprintf(sub, sizeof(sub), "%s/tmp", path);
 	xmkdir(sub);
-}
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
 }
 
 /* Milliseconds between two maildir_now_ms()-like readings, in double. */
@@ -172,9 +164,7 @@ main(int argc, char **argv)
 	}
 	if (n < 1 || rounds < 1 || walk_msgs < 1)
 		return 1;
-	snprintf(root, sizeof(root), "%s/quota_bench.XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (mkdtemp(root) == NULL) {
+	if (!fixture_mkdtemp(root, sizeof(root), "quota_bench")) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -250,6 +240,6 @@ main(int argc, char **argv)
 	if (keep)
 		printf("kept %s\n", root);
 	else
-		nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		fixture_rmtree(root);
 	return 0;
 }

@@ -25,6 +25,7 @@
 #include "address.h"
 #include "config.h"
 #include "quota_source.h"
+#include "fixture.h"
 
 #define NROWS(t)	(sizeof(t) / sizeof((t)[0]))
 
@@ -512,15 +513,6 @@ test_maildir_path(void **state)
 
 static char tmpdir[256];
 
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* mkdir -p */
 static void
 mkdirs(const char *path)
@@ -561,9 +553,7 @@ test_maildir_source(void **state)
 
 	(void)state;
 	assert_non_null(cfg);
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test_address.XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	assert_non_null(mkdtemp(tmpdir));
+	assert_true(fixture_mkdtemp(tmpdir, sizeof(tmpdir), "test_address"));
 	free(cfg->quota.maildir_root);
 	cfg->quota.maildir_root = strdup(tmpdir);
 
@@ -600,7 +590,7 @@ test_maildir_source(void **state)
 	assert_null(src->ops->alias_domain);
 	src->ops->close(src);
 	config_release(cfg);
-	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fixture_rmtree(tmpdir);
 }
 
 int

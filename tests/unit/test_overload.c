@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "overload.h"
+#include "fixture.h"
 
 #define NROWS(t)	(sizeof(t) / sizeof((t)[0]))
 
@@ -35,25 +36,14 @@ static int
 setup_tmp(void **state)
 {
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test_overload.XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
-}
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
+	return fixture_mkdtemp(tmpdir, sizeof(tmpdir), "test_overload") ? 0 : -1;
 }
 
 static int
 teardown_tmp(void **state)
 {
 	(void)state;
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return fixture_rmtree(tmpdir);
 }
 
 /* tmpdir/REL, made from a printf format. */

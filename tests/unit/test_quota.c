@@ -29,6 +29,7 @@
 #include "maildirsize.h"
 #include "quota.h"
 #include "quota_source.h"
+#include "fixture.h"
 
 #define NROWS(t)	(sizeof(t) / sizeof((t)[0]))
 
@@ -36,15 +37,6 @@ static char tmpdir[256];
 static struct config *cfg;
 
 /* ---- fixtures ---------------------------------------------------------- */
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 /* Make maildir tmpdir/name with a maildirsize of text (NULL: none). */
 static void
@@ -179,9 +171,7 @@ setup(void **state)
 	char	target[512], link[512];
 
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test_quota.XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (mkdtemp(tmpdir) == NULL)
+	if (!fixture_mkdtemp(tmpdir, sizeof(tmpdir), "test_quota"))
 		return -1;
 	maildir("bob", "1000S\n1200 12\n");
 	maildir("carl", "1000S\n1000 10\n");
@@ -208,7 +198,7 @@ teardown(void **state)
 	quota_stop();
 	config_release(cfg);
 	config_shutdown();
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return fixture_rmtree(tmpdir);
 }
 
 /* The verdict for text with SIZE=size. */
