@@ -327,23 +327,8 @@ tap_result $(grep -q "NOQUEUE: reject: RCPT from client.example\[192.0.2.10\]: $
     "the refusal is logged in Postfix style"
 
 # ---- 2. through Postfix --------------------------------------------------------
-if ! pf_need_packages "${PF_PACKAGES[@]}" >&2; then
-    tap_diag "Postfix packages unavailable: Postfix part skipped"
-    tap_result 1 "Postfix available"
-    tap_done
-    exit 0
-fi
-# shellcheck disable=SC2034 # read by pf_start
-PF_SASL=no
 pf=$work/pf
-port=$(pf_free_port) && sink=$(pf_free_port) || { echo "Bail out! no free port"; exit 99; }
-if ! pf_start "$pf" "$port" "$sink" "smtpd_milters = inet:127.0.0.1:$mport" \
-    "milter_default_action = tempfail" >&2; then
-    tap_result 1 "private Postfix starts"
-    tap_done
-    exit 0
-fi
-tap_result 0 "private Postfix starts"
+pf_start_milter "$pf" "$mport" || { tap_done; exit 0; }
 
 out=$(pf_swaks_replies --port "$port" --from sender@example.net \
     --to full@example.org,room@example.org,room2@example.org --data)

@@ -415,6 +415,28 @@ pf_stop() {
 
 # pf_stop_all: pf_stop every instance pf_start started in this shell, all
 # at once (for an EXIT trap).
+# pf_start_milter DIR MILTERPORT: the Postfix part of a milter test, no SASL:
+# installs what is missing, starts an instance in DIR with smtpd_milters on
+# 127.0.0.1:MILTERPORT, sets $port and $sink, and reports "Postfix
+# available" / "private Postfix starts" as TAP failures when it cannot.
+# Returns 1 then, so the caller ends its TAP output.
+pf_start_milter() {
+    local dir=$1 mport=$2
+    if ! pf_need_packages "${PF_PACKAGES[@]}" >&2; then
+        tap_diag "Postfix packages unavailable: Postfix part skipped"
+        tap_result 1 "Postfix available"
+        return 1
+    fi
+    PF_SASL=no
+    port=$(pf_free_port) && sink=$(pf_free_port) || { echo "Bail out! no free port"; exit 99; }
+    if ! pf_start "$dir" "$port" "$sink" "smtpd_milters = inet:127.0.0.1:$mport" \
+        "milter_default_action = tempfail" >&2; then
+        tap_result 1 "private Postfix starts"
+        return 1
+    fi
+    tap_result 0 "private Postfix starts"
+}
+
 pf_stop_all() {
     local d pids=()
     for d in "${PF_STARTED[@]}"; do
