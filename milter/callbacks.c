@@ -1,6 +1,6 @@
 /*
- * callbacks.c - the only file that knows libmilter: thin xxfi_* shells
- * around session.c and policy.c.
+ * callbacks.c - the only file that knows the milter protocol's steps: thin
+ * shells around session.c and policy.c, called by engine.c.
  *
  * Negotiation asks the MTA for as little as the checks need: no headers,
  * body or unknown commands; no reply at connect and HELO (mxgate decides
@@ -11,11 +11,11 @@
  */
 #include "callbacks.h"
 
-#include <libmilter/mfapi.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "engine.h"
 #include "log.h"
 #include "policy.h"
 #include "session.h"
@@ -47,70 +47,60 @@ static const struct {
 #define WANT_ACTIONS	(SMFIF_ADDHDRS | SMFIF_QUARANTINE)
 
 static struct session *
-ctx_session(SMFICTX *ctx)
+ctx_session(struct milter_conn *ctx)
 {
-	return smfi_getpriv(ctx);
+	return milter_getpriv(ctx);
 }
 
 /* A printable copy of a macro's value ("" when the MTA did not send it). */
 static void
-get_macro(SMFICTX *ctx, const char *name, char *buf, size_t size)
+get_macro(struct milter_conn *ctx, const char *name, char *buf, size_t size)
 {
-	const char *value = smfi_getsymval(ctx, (char *)name);
+	const char *value = milter_getsymval(ctx, name);
 
 	reply_printable(buf, size, value ? value : "", value ? strlen(value) : 0);
 }
 
 /* The session of ctx, opened on first use with the current configuration. */
 static struct session *
-session_of(SMFICTX *ctx)
+session_of(struct milter_conn *ctx)
 {
 	struct session *s = ctx_session(ctx);
 
 	if (s == NULL) {
 		if ((s = session_open(config_current())) == NULL)
 			return NULL;
-		smfi_setpriv(ctx, s);
+		milter_setpriv(ctx, s);
 	}
 	return s;
 }
 
-/* SMFIS_NOREPLY where the reply was negotiated away, else SMFIS_CONTINUE. */
 static sfsistat
-no_reply(const struct session *s, unsigned long nr_flag)
-{
-	return (s->protocol_flags & nr_flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
-}
-
-static sfsistat
-mx_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
-	     unsigned long f2, unsigned long f3,
-	     unsigned long *pf0, unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+mx_negotiate(struct milter_conn *ctx, unsigned long actions, unsigned long steps,
+	     unsigned long *want_actions, unsigned long *want_steps)
 {
 	struct session *s = session_of(ctx);
 
 	if (s == NULL)
 		return SMFIS_TEMPFAIL;
-	*pf0 = f0 & WANT_ACTIONS;
-	*pf1 = f1 & (WANT_NO_STEPS | WANT_NO_REPLIES);
-	*pf2 = *pf3 = 0;
-	if (f0 & SMFIF_SETSYMLIST) {
-		*pf0 |= SMFIF_SETSYMLIST;
+	*want_actions = actions & WANT_ACTIONS;
+	*want_steps = steps & (WANT_NO_STEPS | WANT_NO_REPLIES);
+	if (actions & SMFIF_SETSYMLIST) {
+		*want_actions |= SMFIF_SETSYMLIST;
 		for (size_t i = 0; i < sizeof(symlists) / sizeof(symlists[0]); i++) {
 			const char *macros = symlists[i].macros;
 
 			if (symlists[i].stage == SMFIM_CONNECT && s->cfg->helo.exempt_daemons.count > 0)
 				macros = "{daemon_name}";
-			if (smfi_setsymlist(ctx, symlists[i].stage, (char *)macros) != MI_SUCCESS)
-				log_debug("MTA refused the macro list of stage %d", symlists[i].stage);
+			if (milter_setsymlist(ctx, symlists[i].stage, macros) != 0)
+				log_warning("out of memory for the macro list of stage %d", symlists[i].stage);
 		}
 	}
-	s->protocol_flags = *pf1;
 	return SMFIS_CONTINUE;
 }
 
 static sfsistat
-mx_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
+mx_connect(struct milter_conn *ctx, const char *hostname, const struct sockaddr *hostaddr)
 {
 	struct session *s = session_of(ctx);
 
@@ -118,23 +108,23 @@ mx_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 		return SMFIS_TEMPFAIL;
 	session_set_client(s, hostname, hostaddr);
 	get_macro(ctx, "{daemon_name}", s->daemon_name, sizeof(s->daemon_name));
-	return no_reply(s, SMFIP_NR_CONN);
+	return SMFIS_CONTINUE;
 }
 
 static sfsistat
-mx_helo(SMFICTX *ctx, char *name)
+mx_helo(struct milter_conn *ctx, const char *name)
 {
 	struct session *s = session_of(ctx);
 
 	if (s == NULL)
 		return SMFIS_TEMPFAIL;
 	session_set_helo(s, name ? name : "");
-	return no_reply(s, SMFIP_NR_HELO);
+	return SMFIS_CONTINUE;
 }
 
 /* Give the MTA a refusal; SMFIS_CONTINUE for anything else. */
 static sfsistat
-apply_verdict(SMFICTX *ctx, struct session *s, const struct verdict *v)
+apply_verdict(struct milter_conn *ctx, struct session *s, const struct verdict *v)
 {
 	char	text[REPLY_MAX * 2];
 
@@ -150,8 +140,8 @@ apply_verdict(SMFICTX *ctx, struct session *s, const struct verdict *v)
 	if (v->kind != VERDICT_REFUSE)
 		return SMFIS_CONTINUE;
 	reply_escaped(&v->reply, text, sizeof(text));
-	if (smfi_setreply(ctx, (char *)v->reply.code, (char *)v->reply.dsn, text) != MI_SUCCESS)
-		log_warning("libmilter refused reply \"%s %s %s\"", v->reply.code, v->reply.dsn, v->reply.text);
+	if (milter_setreply(ctx, v->reply.code, v->reply.dsn, text) != 0)
+		log_warning("invalid reply \"%s %s %s\"", v->reply.code, v->reply.dsn, v->reply.text);
 	return v->reply.code[0] == '4' ? SMFIS_TEMPFAIL : SMFIS_REJECT;
 }
 
@@ -172,7 +162,7 @@ mail_size(char **argv)
 }
 
 static sfsistat
-mx_envfrom(SMFICTX *ctx, char **argv)
+mx_envfrom(struct milter_conn *ctx, char **argv)
 {
 	struct session *s = session_of(ctx);
 	struct verdict v;
@@ -191,7 +181,7 @@ mx_envfrom(SMFICTX *ctx, char **argv)
 }
 
 static sfsistat
-mx_envrcpt(SMFICTX *ctx, char **argv)
+mx_envrcpt(struct milter_conn *ctx, char **argv)
 {
 	struct session *s = session_of(ctx);
 	struct verdict v;
@@ -209,7 +199,7 @@ mx_envrcpt(SMFICTX *ctx, char **argv)
 }
 
 static sfsistat
-mx_data(SMFICTX *ctx)
+mx_data(struct milter_conn *ctx)
 {
 	struct session *s = session_of(ctx);
 
@@ -223,16 +213,16 @@ mx_data(SMFICTX *ctx)
 }
 
 static sfsistat
-mx_eom(SMFICTX *ctx)
+mx_eom(struct milter_conn *ctx)
 {
 	struct session *s = ctx_session(ctx);
 
 	if (s != NULL && s->tx.hold &&
-	    smfi_quarantine(ctx, s->tx.hold_reason) != MI_SUCCESS)
+	    milter_quarantine(ctx, s->tx.hold_reason) != 0)
 		log_warning("MTA refused to quarantine the message");
 	/* For later filters to score; the text is printable ASCII (check_ratelimit.c). */
 	if (s != NULL && s->tx.warning[0] != '\0' &&
-	    smfi_addheader(ctx, "X-Mxgate-Warning", s->tx.warning) != MI_SUCCESS)
+	    milter_addheader(ctx, "X-Mxgate-Warning", s->tx.warning) != 0)
 		log_warning("MTA refused the X-Mxgate-Warning header");
 	if (s != NULL) {
 		policy_transaction_end(s, true);
@@ -241,8 +231,8 @@ mx_eom(SMFICTX *ctx)
 	return SMFIS_CONTINUE;
 }
 
-static sfsistat
-mx_abort(SMFICTX *ctx)
+static void
+mx_abort(struct milter_conn *ctx)
 {
 	struct session *s = ctx_session(ctx);
 
@@ -250,38 +240,27 @@ mx_abort(SMFICTX *ctx)
 		policy_transaction_end(s, false);
 		session_reset_transaction(s);
 	}
-	return SMFIS_CONTINUE;
 }
 
-static sfsistat
-mx_close(SMFICTX *ctx)
+static void
+mx_close(struct milter_conn *ctx)
 {
 	struct session *s = ctx_session(ctx);
 
-	smfi_setpriv(ctx, NULL);
+	milter_setpriv(ctx, NULL);
 	if (s != NULL)
 		policy_transaction_end(s, false);
 	session_close(s);
-	return SMFIS_CONTINUE;
 }
 
-static struct smfiDesc filter = {
-	.xxfi_name = "mxgate",
-	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = WANT_ACTIONS,
-	.xxfi_connect = mx_connect,
-	.xxfi_helo = mx_helo,
-	.xxfi_envfrom = mx_envfrom,
-	.xxfi_envrcpt = mx_envrcpt,
-	.xxfi_eom = mx_eom,
-	.xxfi_abort = mx_abort,
-	.xxfi_close = mx_close,
-	.xxfi_data = mx_data,
-	.xxfi_negotiate = mx_negotiate,
+const struct milter_callbacks mxgate_callbacks = {
+	.negotiate = mx_negotiate,
+	.connect = mx_connect,
+	.helo = mx_helo,
+	.envfrom = mx_envfrom,
+	.envrcpt = mx_envrcpt,
+	.data = mx_data,
+	.eom = mx_eom,
+	.abort = mx_abort,
+	.close = mx_close,
 };
-
-int
-callbacks_register(void)
-{
-	return smfi_register(filter) == MI_SUCCESS ? 0 : -1;
-}

@@ -1,10 +1,11 @@
 /*
- * callbacks.h - the libmilter side of mxgate.
+ * callbacks.h - mxgate's steps of the milter protocol, for engine.c.
  */
 #ifndef MXGATE_CALLBACKS_H
 #define MXGATE_CALLBACKS_H
 
-/* Register the filter with libmilter (smfi_register); 0 on success. */
-int	callbacks_register(void);
+#include "engine.h"
+
+extern const struct milter_callbacks mxgate_callbacks;
 
 #endif

@@ -1,18 +1,17 @@
 /*
- * main.c - options, configuration, privileges, signals, then smfi_main.
+ * main.c - options, configuration, privileges, signals, then milter_run.
  *
  * Order matters: the configuration is loaded (and rejected with exit 1)
  * before anything is opened; the milter socket is opened as root, then the
- * process detaches, writes its pidfile and drops to `user`; SIGUSR1 is
- * blocked before libmilter starts its threads, so only the reload thread
- * ever receives it.  libmilter's own signal thread handles SIGTERM, SIGINT
- * and SIGHUP by stopping smfi_main().
+ * process detaches, writes its pidfile and drops to `user`; the signals
+ * mxgate handles are blocked before any thread starts, so only the reload
+ * thread receives SIGUSR1 and only the stop thread SIGTERM, SIGINT and
+ * SIGHUP (a stop, as libmilter's signal thread made it: SPEC.md).
  */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <libmilter/mfapi.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -24,6 +23,7 @@
 
 #include "callbacks.h"
 #include "config.h"
+#include "engine.h"
 #include "log.h"
 #include "services.h"
 
@@ -125,6 +125,25 @@ reload_main(void *arg)
 	return NULL;
 }
 
+/* The stop thread: SIGTERM, SIGINT or SIGHUP ends milter_run(). */
+static void *
+stop_main(void *arg)
+{
+	sigset_t set;
+	int	sig;
+
+	(void)arg;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	while (sigwait(&set, &sig) != 0)
+		;
+	log_info("signal %d: stopping", sig);
+	milter_stop();
+	return NULL;
+}
+
 /* Detach from the terminal. */
 static void
 daemonize(void)
@@ -209,7 +228,7 @@ main(int argc, char **argv)
 	struct options opt;
 	struct config *cfg;
 	const char *socket_spec;
-	pthread_t reloader;
+	pthread_t reloader, stopper;
 	sigset_t set;
 	mode_t	old_mask;
 	int	status;
@@ -232,20 +251,9 @@ main(int argc, char **argv)
 	config_install(cfg);
 	signal(SIGPIPE, SIG_IGN);
 
-	/*
-	 * How long libmilter waits for the MTA's next command.  Above Postfix's
-	 * smtpd_timeout (300 s), so an idle SMTP client never costs its session
-	 * the filter; far below libmilter's default of two hours, so a hung MTA
-	 * connection does not hold a worker thread for that long.
-	 */
-	smfi_settimeout(900);
-	if (smfi_setconn((char *)socket_spec) != MI_SUCCESS || callbacks_register() != 0) {
-		log_error("cannot set up milter socket %s", socket_spec);
-		return 1;
-	}
 	/* srwxrwx---: the MTA reaches it through the group of `user`. */
 	old_mask = umask(007);
-	if (smfi_opensocket(true) != MI_SUCCESS) {
+	if (milter_listen(socket_spec) != 0) {
 		umask(old_mask);
 		log_error("cannot open milter socket %s", socket_spec);
 		return 1;
@@ -261,8 +269,8 @@ main(int argc, char **argv)
 
 	/*
 	 * Every thread mxgate starts inherits this mask: SIGUSR1 is for the
-	 * reload thread, and SIGTERM/SIGINT/SIGHUP for libmilter's signal
-	 * thread, which would otherwise lose them to ours (default action: die).
+	 * reload thread, SIGTERM/SIGINT/SIGHUP for the stop thread; any other
+	 * thread would take them with their default action (death).
 	 */
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
@@ -274,15 +282,23 @@ main(int argc, char **argv)
 		config_release(cfg);
 		return 1;
 	}
-	if (pthread_create(&reloader, NULL, reload_main, (void *)opt.config_path) != 0) {
-		log_error("cannot start the reload thread");
+	if (pthread_create(&reloader, NULL, reload_main, (void *)opt.config_path) != 0 ||
+	    pthread_create(&stopper, NULL, stop_main, NULL) != 0) {
+		log_error("cannot start the reload and stop threads");
 		config_release(cfg);
 		return 1;
 	}
 	log_info("mxgate %s listening on %s (configuration %s)", PACKAGE_VERSION,
 		 socket_spec, opt.config_path ? opt.config_path : "(defaults)");
-	status = smfi_main();
+	/*
+	 * 900 s: how long a connection may wait for the MTA's next command.
+	 * Above Postfix's smtpd_timeout (300 s), so an idle SMTP client never
+	 * costs its session the filter; far below libmilter's two hours, so a
+	 * hung MTA connection does not hold a thread for that long.
+	 */
+	status = milter_run(&mxgate_callbacks, 900);
 	log_info("mxgate stopping");
+	pthread_join(stopper, NULL);
 	pthread_cancel(reloader);
 	pthread_join(reloader, NULL);
 	services_stop();
@@ -291,5 +307,5 @@ main(int argc, char **argv)
 	config_release(cfg);
 	config_shutdown();
 	log_close();
-	return status == MI_SUCCESS ? 0 : 1;
+	return status == 0 ? 0 : 1;
 }

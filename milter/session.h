@@ -65,7 +65,6 @@ struct transaction {
 struct session {
 	struct config *cfg;		/* the snapshot this connection started with */
 	unsigned long id;
-	unsigned long protocol_flags;	/* SMFIP_* negotiated with the MTA */
 	struct ipaddr addr;
 	char	client_addr[SESSION_ADDR_TEXT_MAX];
 	char	client_name[SESSION_NAME_MAX];
