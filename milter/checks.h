@@ -1,7 +1,7 @@
 /*
  * checks.h - the checks, and the table that says where each one runs.
  *
- * A check is a plain function of the session: it never calls smfi_*, and
+ * A check is a plain function of the session: it never speaks the milter protocol, and
  * it never decides what a backend failure means (it returns VERDICT_ERROR
  * and policy.c applies the check's on_error).  Adding a check is one file
  * and one row in policy.c's table.

@@ -849,16 +849,22 @@ spawn_locked(void)
 	pthread_attr_destroy(&attr);
 }
 
+/*
+ * How long a connection may wait on the MTA (SO_RCVTIMEO, SO_SNDTIMEO), and
+ * no Nagle delay for TCP (the replies of a batch go out in one write
+ * anyway).  Linux copies a TCP listener's options to each accepted socket,
+ * so they are set once on the listener; a unix socket's connections
+ * inherit nothing and are set one by one.
+ */
 static void
-conn_setup_socket(int fd)
+socket_options(int fd, bool tcp)
 {
 	struct timeval tv = {.tv_sec = (time_t)eng.timeout};
 	int	one = 1;
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	/* Replies go out whole, in one write: nothing for Nagle to gather. */
-	if (eng.unix_path[0] == '\0')
+	if (tcp)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
@@ -904,7 +910,8 @@ worker_main(void *arg)
 		eng.open = c;
 		pthread_mutex_unlock(&eng.lock);
 
-		conn_setup_socket(fd);
+		if (eng.unix_path[0] != '\0')
+			socket_options(fd, false);
 		conn_serve(c);
 
 		pthread_mutex_lock(&eng.lock);
@@ -937,6 +944,8 @@ milter_run(const struct milter_callbacks *cb, unsigned idle_timeout)
 	pthread_mutex_lock(&eng.lock);
 	eng.cb = cb;
 	eng.timeout = idle_timeout;
+	if (eng.unix_path[0] == '\0')
+		socket_options(eng.fd, true);
 	for (int i = 0; i < ENGINE_START_THREADS; i++)
 		spawn_locked();
 	if (eng.threads == 0) {

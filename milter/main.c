@@ -250,6 +250,18 @@ main(int argc, char **argv)
 	log_set_level(cfg->log_level);
 	config_install(cfg);
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Blocked from here on, in every thread mxgate starts: SIGUSR1 is for
+	 * the reload thread, SIGTERM/SIGINT/SIGHUP for the stop thread (one
+	 * that arrives before it runs waits for it); any other thread would
+	 * take them with their default action (death).
+	 */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	/* srwxrwx---: the MTA reaches it through the group of `user`. */
 	old_mask = umask(007);
@@ -267,17 +279,6 @@ main(int argc, char **argv)
 		return 1;
 	}
 
-	/*
-	 * Every thread mxgate starts inherits this mask: SIGUSR1 is for the
-	 * reload thread, SIGTERM/SIGINT/SIGHUP for the stop thread; any other
-	 * thread would take them with their default action (death).
-	 */
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (!services_start(cfg)) {
 		config_release(cfg);
 		return 1;

@@ -714,7 +714,7 @@ overload_start(const struct config *cfg)
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&sampler.wake, &attr);
 	pthread_condattr_destroy(&attr);
-	/* No signal is ever delivered to the sampler (a SIGTERM must reach libmilter's thread). */
+	/* No signal is ever delivered to the sampler (SIGTERM is for the stop thread). */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(&sampler.thread, NULL, sampler_main, NULL);

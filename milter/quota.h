@@ -12,8 +12,8 @@
  * is open answers at once.
  *
  * Thread-safety: quota_check() and quota_stats() from any worker thread;
- * quota_start() before smfi_main, quota_reload() from the reload thread,
- * quota_stop() after smfi_main returned.  The cache is striped by lock;
+ * quota_start() before milter_run, quota_reload() from the reload thread,
+ * quota_stop() after milter_run returned.  The cache is striped by lock;
  * no lock is held across a source call or file system walk.
  */
 #ifndef MXGATE_QUOTA_H

@@ -8,7 +8,7 @@
  * "could not look" (SOURCE_ERROR); a source never chooses an SMTP reply.
  * Keys are exact: the row returned must match the key byte for byte.
  * Every call returns within the configured timeout.  Thread-safe: called
- * from any libmilter worker thread at once.
+ * from any connection thread at once.
  */
 #ifndef MXGATE_QUOTA_SOURCE_H
 #define MXGATE_QUOTA_SOURCE_H
@@ -68,7 +68,7 @@ bool	quota_source_maildir_path(const char *root, const char *tmpl, const char *a
 /* The MariaDB/MySQL source; NULL only when out of memory (connections open lazily). */
 struct quota_source *quota_source_mysql_open(const struct config *cfg);
 
-/* mysql_library_init(): once, before smfi_main starts threads (quota_start calls it). */
+/* mysql_library_init(): once, before milter_run starts threads (quota_start calls it). */
 bool	quota_source_mysql_library_init(void);
 
 #endif

@@ -39,7 +39,7 @@
  * joined with ",", a full-length client address without its "/PREFIX".
  *
  * Thread-safety: the functions without a store are pure.  The stores are
- * process-wide, set up by ratelimit_start() before smfi_main(), replaced
+ * process-wide, set up by ratelimit_start() before milter_run(), replaced
  * on reload when the memcached settings change (a store in use stays alive
  * until its last user is done), and freed by ratelimit_stop().  The
  * in-process store lives from start to stop, so its counters survive

@@ -6,7 +6,7 @@
  * short enough that "CODE DSN TEXT" with every '%' doubled stays within
  * libmilter's 980 bytes, however long the client's input was.  The text
  * is kept as shown to the client; reply_escaped() doubles '%' for
- * smfi_setreply().  Pure, thread-safe.
+ * milter_setreply() (libmilter's smfi_setreply() wants the same).  Pure, thread-safe.
  */
 #ifndef MXGATE_REPLY_H
 #define MXGATE_REPLY_H
@@ -35,7 +35,7 @@ bool	reply_set(struct reply *r, unsigned code, const char *dsn,
 /* True for a 4xx/5xx code with a DSN "C.S.D" of the same class. */
 bool	reply_code_valid(unsigned code, const char *dsn);
 
-/* The text with '%' doubled, as smfi_setreply() wants it. */
+/* The text with '%' doubled, as Sendmail and smfi_setreply() want it. */
 void	reply_escaped(const struct reply *r, char *buf, size_t size);
 
 /* Copy len bytes of client data into buf as printable text ('?' for control bytes). */

@@ -1,5 +1,5 @@
 /*
- * services.h - process-wide back ends: set up before smfi_main, told about
+ * services.h - process-wide back ends: set up before milter_run, told about
  * reloads, torn down at exit (database library, memcached pools, the
  * overload sampler).  Called from main.c only.
  */
@@ -10,13 +10,13 @@
 
 #include "config.h"
 
-/* Before smfi_main(), single-threaded; false when mxgate cannot run. */
+/* Before milter_run(), single-threaded; false when mxgate cannot run. */
 bool	services_start(const struct config *cfg);
 
 /* A new snapshot was installed (the reload thread). */
 void	services_reload(const struct config *cfg);
 
-/* After smfi_main() returned. */
+/* After milter_run() returned. */
 void	services_stop(void);
 
 #endif
