@@ -43,7 +43,7 @@
 #define ENGINE_START_THREADS	4		/* waiting in accept() from the start */
 #define ENGINE_MAX_IDLE		32		/* more idle threads than this exit */
 #define ENGINE_MAX_THREADS	4096		/* connections served at once */
-#define ENGINE_STOP_WAIT_S	5		/* for connections to end at stop */
+#define ENGINE_STOP_WAIT_S	5		/* then a warning names the threads stop waits for */
 #define ENGINE_STAGES		(SMFIM_LAST + 1)
 
 struct milter_conn {
@@ -221,6 +221,27 @@ milter_setsymlist(struct milter_conn *c, int stage, const char *macros)
 	return 0;
 }
 
+/* "N.N.N" with 1-3 digits in the second and third parts (RFC 3463), class as code. */
+static bool
+dsn_valid(const char *dsn, char class)
+{
+	const char *p = dsn;
+
+	if (p[0] != class || p[1] != '.')
+		return false;
+	p += 2;
+	for (int part = 0; part < 2; part++) {
+		int	digits = 0;
+
+		while (*p >= '0' && *p <= '9' && digits < 4)
+			p++, digits++;
+		if (digits < 1 || digits > 3 || *p != (part == 0 ? '.' : '\0'))
+			return false;
+		p++;
+	}
+	return true;
+}
+
 int
 milter_setreply(struct milter_conn *c, const char *code, const char *dsn, const char *text)
 {
@@ -229,12 +250,14 @@ milter_setreply(struct milter_conn *c, const char *code, const char *dsn, const 
 	if (code == NULL || strlen(code) != 3 || (code[0] != '4' && code[0] != '5') ||
 	    code[1] < '0' || code[1] > '9' || code[2] < '0' || code[2] > '9')
 		return -1;
-	if (dsn != NULL && dsn[0] != code[0])
+	/* As smfi_setreply(): always a DSN, the class's generic one when none is given. */
+	if (dsn == NULL)
+		dsn = code[0] == '4' ? "4.0.0" : "5.0.0";
+	if (!dsn_valid(dsn, code[0]))
 		return -1;
 	if (text != NULL && strpbrk(text, "\r\n") != NULL)
 		return -1;
-	n = snprintf(c->reply, sizeof(c->reply), "%s%s%s%s%s", code, dsn ? " " : "", dsn ? dsn : "",
-		     text ? " " : "", text ? text : "");
+	n = snprintf(c->reply, sizeof(c->reply), "%s %s%s%s", code, dsn, text ? " " : "", text ? text : "");
 	if (n < 0 || (size_t)n >= sizeof(c->reply)) {
 		c->reply[0] = '\0';
 		return -1;
@@ -812,14 +835,16 @@ milter_listen(const char *spec)
 {
 	int	fd;
 
-	if (strncmp(spec, "unix:", 5) == 0)
+	if (strncasecmp(spec, "unix:", 5) == 0)
 		fd = listen_unix(spec + 5);
-	else if (strncmp(spec, "local:", 6) == 0)
+	else if (strncasecmp(spec, "local:", 6) == 0)
 		fd = listen_unix(spec + 6);
-	else if (strncmp(spec, "inet:", 5) == 0)
+	else if (strncasecmp(spec, "inet:", 5) == 0)
 		fd = listen_inet(AF_INET, spec + 5);
-	else if (strncmp(spec, "inet6:", 6) == 0)
+	else if (strncasecmp(spec, "inet6:", 6) == 0)
 		fd = listen_inet(AF_INET6, spec + 6);
+	else if (spec[0] == '/')
+		fd = listen_unix(spec);	/* smfi_setconn() takes a bare path too */
 	else {
 		log_error("milter socket \"%s\": want inet:PORT@HOST, inet6:PORT@HOST or unix:PATH", spec);
 		return -1;
@@ -889,9 +914,17 @@ worker_main(void *arg)
 			break;
 		}
 		if (fd < 0) {
-			if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+			if (err != EINTR && err != ECONNABORTED && err != EAGAIN) {
+				/* Out of descriptors or memory: pause, log once in a while. */
+				static time_t logged;	/* under eng.lock */
+				time_t	now = time(NULL);
+				bool	say = now - logged >= 10;
+
+				if (say)
+					logged = now;
 				pthread_mutex_unlock(&eng.lock);
-				log_warning("milter accept: %s", strerror(err));
+				if (say)
+					log_warning("milter accept: %s", strerror(err));
 				usleep(100000);
 				pthread_mutex_lock(&eng.lock);
 			}
@@ -962,13 +995,19 @@ milter_run(const struct milter_callbacks *cb, unsigned idle_timeout)
 	shutdown(eng.fd, SHUT_RDWR);
 	for (struct milter_conn *c = eng.open; c != NULL; c = c->next)
 		shutdown(c->fd, SHUT_RDWR);
+	/*
+	 * Every thread must be gone before main() tears down what callbacks
+	 * use; a thread still in a callback is bounded by its back end's
+	 * timeout, so this ends.
+	 */
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += ENGINE_STOP_WAIT_S;
-	while (eng.threads > 0 &&
-	       pthread_cond_timedwait(&eng.changed, &eng.lock, &until) != ETIMEDOUT)
-		;
-	if (eng.threads > 0)
-		log_warning("%u milter threads still busy at stop", eng.threads);
+	while (eng.threads > 0) {
+		if (pthread_cond_timedwait(&eng.changed, &eng.lock, &until) == ETIMEDOUT) {
+			log_warning("stopping: waiting for %u milter threads still in a callback", eng.threads);
+			until.tv_sec += 3600;
+		}
+	}
 	pthread_mutex_unlock(&eng.lock);
 	close(eng.fd);
 	eng.fd = -1;

@@ -60,7 +60,10 @@ const char *milter_getsymval(const struct milter_conn *c, const char *name);
 /* In negotiate: the macros the MTA should send at stage SMFIM_*; 0 or -1. */
 int	milter_setsymlist(struct milter_conn *c, int stage, const char *macros);
 
-/* The reply text of the next SMFIS_REJECT/SMFIS_TEMPFAIL; 0, or -1 when invalid. */
+/*
+ * The reply of the next SMFIS_REJECT/SMFIS_TEMPFAIL, as smfi_setreply():
+ * "CODE DSN TEXT" (DSN "4.0.0"/"5.0.0" when NULL); 0, or -1 when invalid.
+ */
 int	milter_setreply(struct milter_conn *c, const char *code, const char *dsn, const char *text);
 
 /* In eom only, with the action negotiated: 0, or -1. */
@@ -69,19 +72,24 @@ int	milter_addheader(struct milter_conn *c, const char *name, const char *value)
 
 /*
  * Open the listening socket of SPEC ("inet:PORT[@HOST]", "inet6:PORT[@HOST]",
- * "unix:PATH" or "local:PATH"; a stale unix socket is removed first).
+ * "unix:PATH", "local:PATH" or "/PATH", as libmilter's smfi_setconn() takes
+ * them; a stale unix socket is removed first).
  * Logs and returns -1 on failure.
  */
 int	milter_listen(const char *spec);
 
 /*
  * Serve connections with cb until milter_stop(); idle_timeout is how long
- * a connection may wait for the MTA's next command (seconds).  0 when it
- * stopped cleanly.
+ * a connection may wait for the MTA's next command (seconds).  Returns 0
+ * once every connection thread has ended, -1 if none could start.
  */
 int	milter_run(const struct milter_callbacks *cb, unsigned idle_timeout);
 
-/* From any thread: stop accepting, end the open connections, let milter_run return. */
+/*
+ * From any thread: stop accepting and end the open connections at once
+ * (an MTA in mid-conversation applies its default action for a filter
+ * that went away: Postfix's milter_default_action, tempfail by default).
+ */
 void	milter_stop(void);
 
 /*

@@ -292,13 +292,15 @@ main(int argc, char **argv)
 	log_info("mxgate %s listening on %s (configuration %s)", PACKAGE_VERSION,
 		 socket_spec, opt.config_path ? opt.config_path : "(defaults)");
 	/*
-	 * 900 s: how long a connection may wait for the MTA's next command.
-	 * Above Postfix's smtpd_timeout (300 s), so an idle SMTP client never
-	 * costs its session the filter; far below libmilter's two hours, so a
-	 * hung MTA connection does not hold a thread for that long.
+	 * How long a connection may wait for the MTA's next command: libmilter's
+	 * 7210 s.  The socket is quiet while a client sends a message that still
+	 * waits for end of message (hold, warn), and Sendmail allows an hour
+	 * per command and per data block; an idle connection costs one
+	 * sleeping thread.
 	 */
-	status = milter_run(&mxgate_callbacks, 900);
+	status = milter_run(&mxgate_callbacks, 7210);
 	log_info("mxgate stopping");
+	pthread_cancel(stopper);	/* gone already after a signal; not if milter_run failed */
 	pthread_join(stopper, NULL);
 	pthread_cancel(reloader);
 	pthread_join(reloader, NULL);
