@@ -20,7 +20,7 @@ if ! "$top/configure" -q CC=clang CFLAGS="$flags" >configure.out 2>&1 ||
     echo "1..1"
     exit 1
 fi
-libs="$(pkg-config --libs libconfig libmemcached libmariadb) -lmilter -lpthread"
+libs="$(pkg-config --libs libconfig libmemcached libmariadb) -lpthread"
 for src in "$top"/tests/fuzz/fuzz_*.c; do
     name=$(basename "$src" .c)
     corpus=${name#fuzz_}
