@@ -81,8 +81,7 @@ mxgate_pid=
 
 cleanup() {
     local p
-    # SIGTERM to every job, mxgate included: libmilter takes up to ~5 s to
-    # notice it, which then overlaps with stopping Postfix.
+    # SIGTERM to every job, mxgate included, while Postfix stops.
     for p in $(jobs -p); do kill "$p" 2>/dev/null; done
     pf_stop_all
     [[ -n $mxgate_pid ]] && pf_kill_pid "$mxgate_pid" 10

@@ -158,8 +158,8 @@ run_script() {
         tap_diag "$name: configuration:" "$(cat "$conf")" "$name: mxgate log:" \
             "$(tail -n 40 "$log")"
     fi
-    # libmilter takes up to 5 s to notice SIGTERM: let the daemons stop in
-    # parallel while the next scripts run, and reap them at the end.
+    # Let the daemons stop in parallel while the next scripts run, and reap
+    # them at the end (each must stop with status 0 within 10 s).
     kill -TERM "$daemon_pid" 2>/dev/null
     stopping+=("$daemon_pid:$name")
     daemon_pid=
