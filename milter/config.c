@@ -160,7 +160,7 @@ static const struct {
 };
 
 /* Report "FILE:LINE: message" for a setting (NULL: the file itself). */
-static void
+static void __attribute__((format(printf, 3, 4)))
 loader_error(struct loader *ld, const config_setting_t *where, const char *fmt, ...)
 {
 	char	msg[512], line[700];

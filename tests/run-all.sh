@@ -81,6 +81,19 @@ if build asan --enable-werror CFLAGS="$san" LDFLAGS="-fsanitize=address,undefine
     count_trs "$builds/asan"
 fi
 
+note "build: TSan (clang)"
+# The threaded parts: the engine's connection threads and pool, the quota
+# cache, the memcached handle pool, reload under load.
+if build tsan --enable-werror CC=clang CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread"; then
+    note "tests: TSan build"
+    tsan_tests="$(cd "$builds/tsan" && make -s print-unit-tests 2>/dev/null | tail -1)"
+    tsan_tests+=" tests/milter/miltertest.sh tests/e2e/daemon.sh tests/e2e/hostile.sh tests/e2e/ratelimit.sh"
+    (cd "$builds/tsan" &&
+        TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1 \
+        make check TESTS="$tsan_tests" >check.out 2>&1)
+    count_trs "$builds/tsan"
+fi
+
 note "libFuzzer targets, ${fuzz_seconds}s each"
 if out=$(bash "$top/tests/fuzz/run-libfuzzer.sh" "$builds/fuzz" "$fuzz_seconds" 2>&1); then :; fi
 echo "$out" | grep -E '^(ok|not ok)' | sed 's/^/  /'

@@ -178,5 +178,8 @@ else
     echo "# not root: privilege drop not tested"
 fi
 
+! grep -qE 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:' "$work/fg.log"
+tap_result $? "no sanitizer report in the foreground daemon's log"
+
 tap_done
 exit 0

@@ -398,5 +398,8 @@ phase "end"
 for n in A B Faccept Ftempfail Flocal; do
     kill -0 "${MXPID[$n]}" 2>/dev/null || tap_result 1 "mxgate $n died"
 done
+bad=$(grep -lE 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:' "$work"/*.log 2>/dev/null)
+tap_result $([[ -z $bad ]]; echo $?) "no sanitizer report in any mxgate log"
+[[ -z $bad ]] || tap_diag "$(grep -hE -A12 'Sanitizer|runtime error:' $bad | head -40)"
 tap_done
 exit 0

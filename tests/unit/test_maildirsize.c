@@ -182,7 +182,7 @@ teardown_tmp(void **state)
 }
 
 /* tmpdir/REL from a printf format (one of four static buffers, so two fit in a call). */
-static const char *
+static const char * __attribute__((format(printf, 1, 2)))
 path(const char *fmt, ...)
 {
 	static char bufs[4][1024];

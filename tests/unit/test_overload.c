@@ -47,7 +47,7 @@ teardown_tmp(void **state)
 }
 
 /* tmpdir/REL, made from a printf format. */
-static const char *
+static const char * __attribute__((format(printf, 1, 2)))
 path_of(const char *fmt, ...)
 {
 	static char buf[4][512];
