@@ -9,9 +9,10 @@
 #
 # Three clients:
 #  * a raw milter-protocol client in Python 3 (written to the temporary
-#    directory), for what miltertest cannot send: HELO/MAIL/RCPT of 64 KiB,
-#    NUL bytes, truncated, oversized and garbage packets, odd negotiation;
-#    it also reads the reply texts;
+#    directory, on top of tests/e2e/lib/milter_wire.py), for what
+#    miltertest cannot send: HELO/MAIL/RCPT of 64 KiB, NUL bytes,
+#    truncated, oversized and garbage packets, odd negotiation; it also
+#    reads the reply texts;
 #  * miltertest, with tests/milter/lib.lua, for odd bytes of ordinary size,
 #    missing macros and abrupt disconnects;
 #  * 20 miltertest processes at once, each holding 10 sessions open.
@@ -126,19 +127,20 @@ if ! start_daemon; then
     exit 99
 fi
 export MXGATE_PORT=$port MXGATE_PID=$daemon_pid MXGATE_TEST_DIR=$top/tests/milter
+export PYTHONPATH=$top/tests/e2e/lib${PYTHONPATH:+:$PYTHONPATH}   # milter_wire.py
 t0=$SECONDS
 
 # ---- 1. raw protocol client --------------------------------------------------
 cat >"$work/rawmilter.py" <<'PY'
-# rawmilter.py - a milter-protocol client that sends what a real MTA would
-# never send.  Packets: 4-byte big-endian length (command byte + data),
-# command byte, data.  Prints "TAP ok - ..." / "TAP not ok - ..." lines.
+# rawmilter.py - sends, through tests/e2e/lib/milter_wire.py, what a real
+# MTA would never send.  Prints "TAP ok - ..." / "TAP not ok - ..." lines.
 import os, re, socket, struct, sys, time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree (make dist copies tests/e2e)
+from milter_wire import Closed, Milter, SMFIF_ALL, SMFIP_ALL, SMFIP_NR_CONN, SMFIP_NR_HELO
 
 PORT = int(os.environ["MXGATE_PORT"])
 PID = int(os.environ["MXGATE_PID"])
-ALL_ACTS, ALL_PROT = 0x1FF, 0x1FFFFF
-NR_CONN, NR_HELO = 0x1000, 0x2000
 MAX_REPLY = 980                 # libmilter's MAXREPLYLEN
 NOT_FQDN = b"Helo command rejected: need fully-qualified hostname"
 
@@ -161,93 +163,8 @@ def alive():
         return False
 
 
-class Closed(Exception):
-    pass
-
-
-class Conn:
-    def __init__(self, timeout=12.0):
-        self.s = socket.create_connection(("127.0.0.1", PORT), timeout=timeout)
-        # Without it, a packet that gets no reply (abort, HELO) followed by
-        # one that does waits ~40 ms for a delayed ACK (PERF-NOTES.md).
-        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.pflags = 0
-
-    def raw(self, b):
-        self.s.sendall(b)
-
-    def send(self, cmd, data=b""):
-        self.s.sendall(struct.pack(">I", len(data) + 1) + cmd + data)
-
-    def _recv(self, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = self.s.recv(n - len(buf))
-            if not chunk:
-                raise Closed("connection closed by mxgate")
-            buf += chunk
-        return buf
-
-    def read(self, timeout=None):
-        if timeout is not None:
-            self.s.settimeout(timeout)
-        n, = struct.unpack(">I", self._recv(4))
-        if n == 0 or n > 1 << 20:
-            raise ValueError("reply with length %d" % n)
-        body = self._recv(n)
-        return body[:1], body[1:]
-
-    def outcome(self, timeout=1.0):
-        """A reply, or 'closed' / 'silent' when none comes."""
-        try:
-            return self.read(timeout)
-        except socket.timeout:
-            return "silent"
-        except (Closed, OSError):
-            return "closed"
-
-    def optneg(self, version=6, actions=ALL_ACTS, protocol=ALL_PROT):
-        self.send(b"O", struct.pack(">III", version, actions, protocol))
-        cmd, data = self.read()
-        if cmd != b"O" or len(data) < 12:
-            raise ValueError("negotiation answered %r" % cmd)
-        _, self.actions, self.pflags = struct.unpack(">III", data[:12])
-        return self
-
-    def connect(self, host=b"client.example.net", family=b"4", addr=b"192.0.2.1", port=25):
-        data = host + b"\0" + family
-        if family != b"U":
-            data += struct.pack(">H", port) + addr + b"\0"
-        self.send(b"C", data)
-        return None if self.pflags & NR_CONN else self.read()
-
-    def helo(self, name):
-        self.send(b"H", name + b"\0")
-        return None if self.pflags & NR_HELO else self.read()
-
-    def macro(self, stage, *items):
-        self.send(b"D", stage + b"".join(x + b"\0" for x in items))
-
-    def mail(self, *args):
-        self.send(b"M", b"".join(a + b"\0" for a in args))
-        return self.read()
-
-    def rcpt(self, *args):
-        self.send(b"R", b"".join(a + b"\0" for a in args))
-        return self.read()
-
-    def abort(self):
-        self.send(b"A")
-
-    def quit(self):
-        try:
-            self.send(b"Q")
-        except OSError:
-            pass
-        self.s.close()
-
-    def close(self):
-        self.s.close()
+def Conn(timeout=12.0):
+    return Milter(PORT, timeout)
 
 
 def session(helo=b"localhost", **kw):
@@ -488,7 +405,7 @@ def out_of_order():
     check(True, "MAIL as the first packet: %s" % (out if isinstance(out, str) else "reply %r" % out[0]))
     c.close()
     c = session(b"localhost")
-    c.send(b"O", struct.pack(">III", 6, ALL_ACTS, ALL_PROT))
+    c.send(b"O", struct.pack(">III", 6, SMFIF_ALL, SMFIP_ALL))
     out = c.outcome()
     check(True, "second negotiation mid-session: %s" % (out if isinstance(out, str) else "reply %r" % out[0]))
     c.close()
@@ -622,9 +539,9 @@ def negotiations():
         ("version 2, no flags (an old MTA)", 2, 0, 0),
         ("version 2 with V2 flags", 2, 0x3F, 0x7F),
         ("version 6, no actions, no steps", 6, 0, 0),
-        ("version 6 without NR steps", 6, ALL_ACTS, ALL_PROT & ~(NR_CONN | NR_HELO)),
+        ("version 6 without NR steps", 6, SMFIF_ALL, SMFIP_ALL & ~(SMFIP_NR_CONN | SMFIP_NR_HELO)),
         ("version 0xffffffff, every bit", 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF),
-        ("version 1", 1, ALL_ACTS, ALL_PROT),
+        ("version 1", 1, SMFIF_ALL, SMFIP_ALL),
     ]
     for what, v, a, p in cases:
         try:
@@ -655,7 +572,7 @@ def quit_new_connection():
     c.connect(addr=b"192.0.2.2")
     c.helo(b"mail.example.net")
     stray = c.outcome(0.5)
-    c.s.settimeout(12.0)
+    c.sock.settimeout(12.0)
     check(stray == "silent", "after QUIT_NC: no reply to the no-reply connect and HELO", repr(stray))
     m2 = c.mail(b"<sender@example.net>")
     r2 = c.rcpt(b"<rcpt@example.org>")
@@ -699,7 +616,7 @@ def abrupt_closes():
             c.rcpt(b"<rcpt@example.org>")
         if stop == "mid-packet":
             c.raw(struct.pack(">I", 50) + b"R<rcpt")
-        c.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         c.close()           # RST, no QUIT
     check(True, "connections reset after each step: " + ", ".join(steps))
 
@@ -718,7 +635,7 @@ def stalled_clients():
             c.raw(struct.pack(">I", 200) + b"Hstall")
             held.append(c)
         c = session(b"localhost")
-        c.s.settimeout(15)
+        c.sock.settimeout(15)
         c.mail(b"<sender@example.net>")
         r = c.rcpt(b"<rcpt@example.org>")
         c.quit()

@@ -38,6 +38,8 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- a raw milter-protocol client (protocol 6, every reply asked for) -------
+# A thin command line on top of lib/milter_wire.py.
+export PYTHONPATH=$here/lib${PYTHONPATH:+:$PYTHONPATH}
 cat >"$work/milter_client.py" <<'EOF'
 """Send one milter session; print one line per RCPT: continue, reject,
 tempfail, accept, discard, the text of a custom reply ("552 5.2.2 ..."),
@@ -45,59 +47,35 @@ or "eof ..." (the filter went away).
 usage: milter_client.py [--each] PORT HELO MAILARG... -- RCPT...
 With --each, every RCPT goes in a session of its own.  Arguments take
 backslash escapes (\r \n \x00 ...), so any byte can be sent."""
-import socket, struct, sys
+import socket, sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree (make dist copies tests/e2e)
+from milter_wire import Milter, MilterError, SMFIF_ALL
 
 def unescape(s):
     return s.encode("utf-8").decode("unicode_escape").encode("latin-1")
 
-def packet(cmd, data=b""):
-    return struct.pack(">I", len(data) + 1) + cmd + data
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise EOFError
-        buf += chunk
-    return buf
-
-def reply(s):
-    while True:
-        (n,) = struct.unpack(">I", recv_exact(s, 4))
-        body = recv_exact(s, n)
-        if body[:1] != b"p":            # progress: wait on
-            return body[:1], body[1:]
-
-def show(cmd, data):
+def show(r):
     names = {b"c": "continue", b"r": "reject", b"t": "tempfail", b"a": "accept",
              b"d": "discard"}
-    if cmd == b"y":
-        return data.rstrip(b"\0").decode("latin-1")
-    return names.get(cmd, "other " + repr(cmd))
+    if r.cmd == b"y":
+        return r.text
+    return names.get(r.cmd, "other " + repr(r.cmd))
 
 def session(port, helo, mail_args, rcpts):
     out = []
     try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=20)
-        s.sendall(packet(b"O", struct.pack(">III", 6, 0x1FF, 0)))
-        reply(s)
-        s.sendall(packet(b"C", b"client.example\0" + b"4" + struct.pack(">H", 25) +
-                         b"192.0.2.10\0"))
-        reply(s)
-        s.sendall(packet(b"H", helo + b"\0"))
-        reply(s)
-        s.sendall(packet(b"M", b"".join(a + b"\0" for a in mail_args)))
-        cmd, data = reply(s)
-        if cmd != b"c":
-            out.append("mail " + show(cmd, data))
-        for r in rcpts:
-            s.sendall(packet(b"R", r + b"\0"))
-            out.append(show(*reply(s)))
-        s.sendall(packet(b"A"))
-        s.sendall(packet(b"Q"))
-        s.close()
-    except (EOFError, ConnectionError, socket.timeout) as e:
+        m = Milter(port, timeout=20).optneg(6, SMFIF_ALL, 0)
+        m.connect(host=b"client.example", addr=b"192.0.2.10")
+        m.helo(helo)
+        r = m.mail(*mail_args)
+        if r.cmd != b"c":
+            out.append("mail " + show(r))
+        for rcpt in rcpts:
+            out.append(show(m.rcpt(rcpt)))
+        m.abort()
+        m.quit()
+    except (MilterError, ConnectionError, socket.timeout) as e:
         out.append("eof " + type(e).__name__)
     return out
 

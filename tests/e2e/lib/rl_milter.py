@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """rl_milter.py - a raw milter-protocol client (the MTA's side) for the rate
 limit tests: it can claim any client address, send any bytes, run many
-sessions at once, and it sees reply texts (miltertest cannot).
+sessions at once, and it sees reply texts (miltertest cannot).  The
+protocol is lib/milter_wire.py's.
 
 Subcommands (every network wait is bounded by --timeout):
 
@@ -18,116 +19,23 @@ Subcommands (every network wait is bounded by --timeout):
 """
 import argparse
 import hashlib
-import socket
-import struct
 import sys
 import threading
 import time
 
-SMFIP_NR = {  # protocol flags: no reply expected at that step
-    "connect": 0x1000, "helo": 0x2000, "mail": 0x4000, "rcpt": 0x8000,
-    "data": 0x10000, "eoh": 0x40000, "body": 0x80000, "header": 0x80,
-}
-SMFIP_NO = {
-    "connect": 0x01, "helo": 0x02, "mail": 0x04, "rcpt": 0x08, "body": 0x10,
-    "header": 0x20, "eoh": 0x40, "data": 0x200,
-}
-OFFER_ACTIONS = 0x01 | 0x20          # SMFIF_ADDHDRS | SMFIF_QUARANTINE
-OFFER_PROTOCOL = 0x1FFFFF & ~0x400 & ~0x800 & ~0x100000  # all but SKIP, RCPT_REJ, HDR_LEADSPC
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree (make dist copies tests/e2e)
+from milter_wire import (Milter, MilterError, SMFIF_ADDHDRS, SMFIF_QUARANTINE, SMFIP_ALL,
+                         SMFIP_HDR_LEADSPC, SMFIP_RCPT_REJ, SMFIP_SKIP)
+
+# Protocol version 6, the actions mxgate asks for, every step flag but SKIP,
+# RCPT_REJ and HDR_LEADSPC.
+OFFER_ACTIONS = SMFIF_ADDHDRS | SMFIF_QUARANTINE
+OFFER_PROTOCOL = SMFIP_ALL & ~(SMFIP_SKIP | SMFIP_RCPT_REJ | SMFIP_HDR_LEADSPC)
 
 
-class MilterError(Exception):
-    pass
-
-
-class Milter:
-    """One milter connection, speaking as the MTA (protocol version 6)."""
-
-    def __init__(self, port, timeout=10.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.settimeout(timeout)
-        # Steps without a reply follow each other: no Nagle wait for an ACK.
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-        self.flags = 0
-        self.negotiate()
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def send(self, cmd, data=b""):
-        self.sock.sendall(struct.pack("!I", len(data) + 1) + cmd + data)
-
-    def recv(self):
-        while len(self.buf) < 4 or len(self.buf) < 4 + struct.unpack("!I", self.buf[:4])[0]:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise MilterError("milter closed the connection")
-            self.buf += chunk
-        n = struct.unpack("!I", self.buf[:4])[0]
-        pkt, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
-        return pkt[:1], pkt[1:]
-
-    def negotiate(self):
-        self.send(b"O", struct.pack("!III", 6, OFFER_ACTIONS, OFFER_PROTOCOL))
-        cmd, data = self.recv()
-        if cmd != b"O":
-            raise MilterError("bad negotiation reply %r" % cmd)
-        _, _, self.flags = struct.unpack("!III", data[:12])
-
-    def macro(self, stage, macros):
-        if macros:
-            data = stage + b"".join(k + b"\0" + v + b"\0" for k, v in macros.items())
-            self.send(b"D", data)
-
-    def step(self, name, cmd, data=b""):
-        """Send a step; return (code, text, actions) or None when skipped."""
-        if self.flags & SMFIP_NO.get(name, 0):
-            return None
-        self.send(cmd, data)
-        if self.flags & SMFIP_NR.get(name, 0):
-            return ("n", "", [])
-        actions = []
-        while True:
-            code, body = self.recv()
-            if code in (b"h", b"q", b"i", b"m", b"e", b"+", b"-", b"b", b"p"):
-                actions.append((code.decode(), body))
-                continue
-            text = body.rstrip(b"\0").decode("latin-1") if code == b"y" else ""
-            return (code.decode(), text, actions)
-
-    def connect(self, ip, hostname=b"client.example.net"):
-        fam = b"6" if b":" in ip else b"4"
-        return self.step("connect", b"C", hostname + b"\0" + fam + struct.pack("!H", 25) + ip + b"\0")
-
-    def helo(self, name):
-        return self.step("helo", b"H", name + b"\0")
-
-    def mail(self, args, macros=None):
-        self.macro(b"M", macros or {})
-        return self.step("mail", b"M", b"".join(a + b"\0" for a in args))
-
-    def rcpt(self, args):
-        return self.step("rcpt", b"R", b"".join(a + b"\0" for a in args))
-
-    def data(self):
-        return self.step("data", b"T")
-
-    def eom(self):
-        return self.step("eom", b"E")
-
-    def abort(self):
-        self.send(b"A")
-
-    def quit(self):
-        try:
-            self.send(b"Q")
-        except OSError:
-            pass
-        self.close()
+def open_milter(port, timeout=10.0):
+    """A negotiated milter connection (lib/milter_wire.py)."""
+    return Milter(port, timeout).optneg(6, OFFER_ACTIONS, OFFER_PROTOCOL)
 
 
 def enc(s):
@@ -139,35 +47,35 @@ def show(step, r, ms):
     if r is None:
         print("%s skipped" % step)
     else:
-        code, text, actions = r
-        print(("%s %s %s" % (step, code, text)).rstrip())
-        for a, body in actions:
-            print("%s action %s %s" % (step, a, body.replace(b"\0", b"|").decode("latin-1")))
+        print(("%s %s %s" % (step, r.code, r.text)).rstrip())
+        for a, body in r.actions:
+            print("%s action %s %s" % (step, a.decode("latin-1"),
+                                       body.replace(b"\0", b"|").decode("latin-1")))
     print("ms=%d" % ms)
     sys.stdout.flush()
 
 
-def timed(fn, *a):
+def timed(fn, *a, **kw):
     t = time.monotonic()
-    r = fn(*a)
+    r = fn(*a, **kw)
     return r, int((time.monotonic() - t) * 1000)
 
 
 def cmd_session(o):
-    m = Milter(o.port, o.timeout)
-    show("CONNECT", *timed(m.connect, enc(o.ip)))
+    m = open_milter(o.port, o.timeout)
+    show("CONNECT", *timed(m.connect, addr=enc(o.ip)))
     show("HELO", *timed(m.helo, enc(o.helo)))
     for n in range(o.transactions):
         macros = {b"{auth_authen}": enc(o.auth)} if o.auth else {}
-        r, ms = timed(m.mail, [enc(o.sender)], macros)
+        r, ms = timed(m.mail, enc(o.sender), macros=macros)
         show("MAIL", r, ms)
-        if r and r[0] in ("c", "n"):
+        if r and r.code in ("c", "n"):
             for rc in o.rcpt:
-                show("RCPT", *timed(m.rcpt, [enc(rc)]))
+                show("RCPT", *timed(m.rcpt, enc(rc)))
             if o.end == "data":
                 r, ms = timed(m.data)
                 show("DATA", r, ms)
-                if r and r[0] != "a":
+                if r and r.code != "a":
                     show("EOM", *timed(m.eom))
             elif o.end == "abort":
                 m.abort()
@@ -195,8 +103,8 @@ def cmd_burst(o):
 
     def worker(i, port):
         try:
-            m = Milter(port, o.timeout)
-            m.connect(("192.0.2.%d" % (i % 250 + 1)).encode())
+            m = open_milter(port, o.timeout)
+            m.connect(addr=("192.0.2.%d" % (i % 250 + 1)).encode())
             m.helo(b"client.example.net")
         except (OSError, MilterError) as e:
             with lock:
@@ -211,11 +119,10 @@ def cmd_burst(o):
             return
         try:
             while take():
-                code, text, _ = m.mail([o.sender.encode()])
-                if code == "c":
-                    m.rcpt([b"<rcpt@example.org>"])
-                    r = m.data()
-                    if r[0] != "a":
+                r = m.mail(o.sender.encode())
+                if r.code == "c":
+                    m.rcpt(b"<rcpt@example.org>")
+                    if m.data().code != "a":
                         m.eom()
                     with lock:
                         results["admitted"] += 1
@@ -223,7 +130,7 @@ def cmd_burst(o):
                     m.abort()
                     with lock:
                         results["refused"] += 1
-                        results["texts"].add("%s %s" % (code, text))
+                        results["texts"].add("%s %s" % (r.code, r.text))
             m.quit()
         except (OSError, MilterError) as e:
             with lock:
@@ -276,14 +183,14 @@ def cmd_hostile(o):
     bad = 0
     for i, v in enumerate(values):
         try:
-            m = Milter(o.port, o.timeout)
-            m.connect(b"192.0.2.%d" % (i + 1), hostname=v.replace(b"\0", b"") or b"h")
+            m = open_milter(o.port, o.timeout)
+            m.connect(host=v.replace(b"\0", b"") or b"h", addr=b"192.0.2.%d" % (i + 1))
             m.helo(v.replace(b"\0", b"") or b"x")
             for _ in range(3):
-                r = m.mail([v], {b"{auth_authen}": v.replace(b"\0", b"")})
-                if r and r[0] in ("c", "n"):
-                    m.rcpt([v])
-                    m.rcpt([b"<ok@example.org>"])
+                r = m.mail(v, macros={b"{auth_authen}": v.replace(b"\0", b"")})
+                if r and r.code in ("c", "n"):
+                    m.rcpt(v)
+                    m.rcpt(b"<ok@example.org>")
                     m.data()
                 else:
                     m.abort()
