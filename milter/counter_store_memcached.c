@@ -125,13 +125,26 @@ mc_return(struct memcached_store *mc, memcached_st *h)
 	memcached_pool_release(mc->pool, h);
 }
 
-/* The breaker of the server that holds key. */
-static struct breaker *
-mc_breaker(struct memcached_store *mc, memcached_st *h, const char *key, size_t len)
+/*
+ * A handle for one operation on key, and the breaker of the server that
+ * holds key; NULL (nothing borrowed) when no handle is free in time or
+ * that server's breaker is open.  mc_return() the handle after.
+ */
+static memcached_st *
+mc_begin(struct memcached_store *mc, const char *key, size_t len, struct breaker **b)
 {
-	uint32_t i = memcached_generate_hash(h, key, len);
+	memcached_st *h = mc_borrow(mc);
+	uint32_t i;
 
-	return &mc->breakers[i < mc->nservers ? i : 0];
+	if (h == NULL)
+		return NULL;
+	i = memcached_generate_hash(h, key, len);
+	*b = &mc->breakers[i < mc->nservers ? i : 0];
+	if (!breaker_admit(*b)) {
+		mc_return(mc, h);
+		return NULL;
+	}
+	return h;
 }
 
 /* memcached reads an expiration over 30 days as a point in Unix time. */
@@ -158,17 +171,12 @@ mc_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delta, u
 	uint64_t *value)
 {
 	struct memcached_store *mc = mc_of(cs);
-	memcached_st *h = mc_borrow(mc);
 	struct breaker *b;
+	memcached_st *h = mc_begin(mc, key, len, &b);
 	memcached_return_t rc;
 
 	if (h == NULL)
 		return STORE_ERROR;
-	b = mc_breaker(mc, h, key, len);
-	if (!breaker_admit(b)) {
-		mc_return(mc, h);
-		return STORE_ERROR;
-	}
 	/*
 	 * Two first increments of a key race to create it: memcached stores
 	 * one and answers NOT_STORED to the other, whose retry then finds the
@@ -191,18 +199,13 @@ static enum store_status
 mc_decr(struct counter_store *cs, const char *key, size_t len, uint64_t delta)
 {
 	struct memcached_store *mc = mc_of(cs);
-	memcached_st *h = mc_borrow(mc);
 	struct breaker *b;
+	memcached_st *h = mc_begin(mc, key, len, &b);
 	memcached_return_t rc;
 	uint64_t value;
 
 	if (h == NULL)
 		return STORE_ERROR;
-	b = mc_breaker(mc, h, key, len);
-	if (!breaker_admit(b)) {
-		mc_return(mc, h);
-		return STORE_ERROR;
-	}
 	rc = memcached_decrement(h, key, len, delta > UINT32_MAX ? UINT32_MAX : (uint32_t)delta,
 				 &value);
 	breaker_result(b, rc, "decr");
@@ -236,8 +239,8 @@ static enum store_status
 mc_get(struct counter_store *cs, const char *key, size_t len, uint64_t *value)
 {
 	struct memcached_store *mc = mc_of(cs);
-	memcached_st *h = mc_borrow(mc);
 	struct breaker *b;
+	memcached_st *h = mc_begin(mc, key, len, &b);
 	memcached_return_t rc;
 	size_t vlen = 0;
 	uint32_t flags;
@@ -246,11 +249,6 @@ mc_get(struct counter_store *cs, const char *key, size_t len, uint64_t *value)
 
 	if (h == NULL)
 		return STORE_ERROR;
-	b = mc_breaker(mc, h, key, len);
-	if (!breaker_admit(b)) {
-		mc_return(mc, h);
-		return STORE_ERROR;
-	}
 	text = memcached_get(h, key, len, &vlen, &flags, &rc);
 	breaker_result(b, rc, "get");
 	mc_return(mc, h);

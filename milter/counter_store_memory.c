@@ -170,21 +170,39 @@ memory_report_full(struct memory_store *ms, bool full)
 		log_info("in-process counter store has room again");
 }
 
+/*
+ * The live entry of key with its shard locked (*shp: the caller unlocks
+ * it), created with ttl when create is set; NULL when absent, or when the
+ * store is full or out of memory.
+ */
+static struct entry *
+entry_lock(struct memory_store *ms, const char *key, size_t len, bool create, unsigned ttl,
+	   uint64_t *now, struct shard **shp)
+{
+	uint64_t hash = key_hash(key, len);
+	struct shard *sh = shard_of(ms, hash);
+	struct entry **bucket = bucket_of(ms, sh, hash);
+	struct entry *e;
+
+	*now = ms->clock();
+	*shp = sh;
+	pthread_mutex_lock(&sh->lock);
+	e = shard_find(sh, bucket, key, len, hash, *now);
+	if (e == NULL && create)
+		e = shard_insert(ms, sh, bucket, key, len, hash, *now, ttl);
+	return e;
+}
+
 /* Create-or-increment under the shard's lock. */
 static enum store_status
 memory_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delta, unsigned ttl,
 	    uint64_t *value)
 {
 	struct memory_store *ms = memory_of(cs);
-	uint64_t hash = key_hash(key, len), now = ms->clock();
-	struct shard *sh = shard_of(ms, hash);
-	struct entry **bucket = bucket_of(ms, sh, hash);
-	struct entry *e;
+	struct shard *sh;
+	uint64_t now;
+	struct entry *e = entry_lock(ms, key, len, true, ttl, &now, &sh);
 
-	pthread_mutex_lock(&sh->lock);
-	e = shard_find(sh, bucket, key, len, hash, now);
-	if (e == NULL)
-		e = shard_insert(ms, sh, bucket, key, len, hash, now, ttl);
 	if (e != NULL) {
 		e->value = e->value + delta < e->value ? UINT64_MAX : e->value + delta;
 		*value = e->value;
@@ -198,13 +216,10 @@ memory_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delt
 static enum store_status
 memory_decr(struct counter_store *cs, const char *key, size_t len, uint64_t delta)
 {
-	struct memory_store *ms = memory_of(cs);
-	uint64_t hash = key_hash(key, len), now = ms->clock();
-	struct shard *sh = shard_of(ms, hash);
-	struct entry *e;
+	struct shard *sh;
+	uint64_t now;
+	struct entry *e = entry_lock(memory_of(cs), key, len, false, 0, &now, &sh);
 
-	pthread_mutex_lock(&sh->lock);
-	e = shard_find(sh, bucket_of(ms, sh, hash), key, len, hash, now);
 	if (e != NULL)
 		e->value = e->value > delta ? e->value - delta : 0;
 	pthread_mutex_unlock(&sh->lock);
@@ -215,13 +230,10 @@ memory_decr(struct counter_store *cs, const char *key, size_t len, uint64_t delt
 static enum store_status
 memory_get(struct counter_store *cs, const char *key, size_t len, uint64_t *value)
 {
-	struct memory_store *ms = memory_of(cs);
-	uint64_t hash = key_hash(key, len), now = ms->clock();
-	struct shard *sh = shard_of(ms, hash);
-	struct entry *e;
+	struct shard *sh;
+	uint64_t now;
+	struct entry *e = entry_lock(memory_of(cs), key, len, false, 0, &now, &sh);
 
-	pthread_mutex_lock(&sh->lock);
-	e = shard_find(sh, bucket_of(ms, sh, hash), key, len, hash, now);
 	if (e != NULL)
 		*value = e->value;
 	pthread_mutex_unlock(&sh->lock);
@@ -232,16 +244,10 @@ enum store_status
 counter_store_memory_set(struct counter_store *cs, const char *key, size_t len, uint64_t value,
 			 unsigned ttl)
 {
-	struct memory_store *ms = memory_of(cs);
-	uint64_t hash = key_hash(key, len), now = ms->clock();
-	struct shard *sh = shard_of(ms, hash);
-	struct entry **bucket = bucket_of(ms, sh, hash);
-	struct entry *e;
+	struct shard *sh;
+	uint64_t now;
+	struct entry *e = entry_lock(memory_of(cs), key, len, true, ttl, &now, &sh);
 
-	pthread_mutex_lock(&sh->lock);
-	e = shard_find(sh, bucket, key, len, hash, now);
-	if (e == NULL)
-		e = shard_insert(ms, sh, bucket, key, len, hash, now, ttl);
 	if (e != NULL) {
 		e->value = value;
 		e->expires_ms = now + (uint64_t)ttl * 1000;
