@@ -767,7 +767,16 @@ listen_unix(const char *path)
 			log_error("milter socket %s: exists and is not a socket", path);
 			return -1;
 		}
-		unlink(path);	/* left by an earlier run */
+		/* Left by an earlier run, unless a running mxgate still answers on it. */
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0 &&
+		    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(fd);
+			log_error("milter socket %s: another process is listening on it", path);
+			return -1;
+		}
+		if (fd >= 0)
+			close(fd);
+		unlink(path);
 	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
 	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 || listen(fd, SOMAXCONN) != 0) {

@@ -171,6 +171,13 @@ mt.disconnect(conn)
 LUA
     SOCK="$work/run/mxgate.sock" timeout 20 miltertest -s "$work/unix.lua" >/dev/null 2>&1
     tap_result $? "the unix socket serves sessions after the privilege drop"
+    # A second mxgate on the same socket must not take it over.
+    timeout 10 "$MXGATE" -f -c "$work/bg.conf" 2>"$work/second.err"
+    st=$?
+    tap_result $([ $st -eq 1 ] && grep -q 'another process is listening' "$work/second.err"; echo $?) \
+        "a second mxgate on the same unix socket refuses to start (status $st)"
+    SOCK="$work/run/mxgate.sock" timeout 20 miltertest -s "$work/unix.lua" >/dev/null 2>&1
+    tap_result $? "the first one still serves on its socket"
     kill -TERM "$bg" 2>/dev/null
     wait_for "! kill -0 $bg 2>/dev/null" 10
     tap_result $? "background daemon stops on SIGTERM"
