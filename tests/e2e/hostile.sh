@@ -36,6 +36,7 @@ fi
 MXGATE=${MXGATE:-${abs_top_builddir:-$(pwd)}/mxgate}
 . "$top/tests/e2e/lib/tap.sh"
 . "$top/tests/e2e/lib/postfix.sh"
+. "$top/tests/e2e/lib/mxgate.sh"
 
 WORKERS=20               # concurrent miltertest processes
 SESSIONS=10              # sessions each holds open at once
@@ -59,13 +60,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# alive PID: running and not a zombie (kill -0 succeeds on a zombie).
-alive() {
-    local st
-    st=$(sed -n 's/^.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)
-    [[ -n $st && $st != Z && $st != X ]]
-}
-
 # relay PREFIX: turn the "TAP ok - ..." lines of a client (stdin) into
 # numbered TAP lines, other lines into diagnostics; true if the client said
 # "done".
@@ -83,32 +77,13 @@ relay() {
     [[ $finished == yes ]]
 }
 
-# start_daemon: start mxgate with $work/mxgate.conf on a free port (retrying
-# if the port was taken meanwhile); sets daemon_pid and port.
-start_daemon() {
-    local i
-    for _ in 1 2 3; do
-        port=$(pf_free_port) || return 1
-        "$MXGATE" -f -c "$work/mxgate.conf" -p "inet:$port@127.0.0.1" >"$log" 2>&1 &
-        daemon_pid=$!
-        for ((i = 0; i < 100; i++)); do
-            alive "$daemon_pid" || break
-            pf_port_listening "$port" && return 0
-            sleep 0.1
-        done
-        pf_kill_pid "$daemon_pid" 2
-        daemon_pid=
-    done
-    return 1
-}
-
 # stop_daemon: SIGTERM, wait up to 10 s; stop_status is the exit status
 # ("killed" if it had to be SIGKILLed).
 stop_daemon() {
     local i
     kill -TERM "$daemon_pid" 2>/dev/null
-    for ((i = 0; i < 100; i++)); do alive "$daemon_pid" || break; sleep 0.1; done
-    if alive "$daemon_pid"; then
+    for ((i = 0; i < 100; i++)); do mxgate_alive "$daemon_pid" || break; sleep 0.1; done
+    if mxgate_alive "$daemon_pid"; then
         kill -KILL "$daemon_pid" 2>/dev/null
         wait "$daemon_pid" 2>/dev/null
         stop_status=killed
@@ -122,11 +97,12 @@ stop_daemon() {
 # ---- the daemon ------------------------------------------------------------
 printf 'trusted_networks = [ ];\n' >"$work/mxgate.conf"
 log=$work/mxgate.log
-if ! start_daemon; then
+if ! mxgate_start "$work/mxgate.conf" "$log"; then
     echo "Bail out! mxgate did not start: $(tail -n 5 "$log" 2>/dev/null | tr '\n' ' ')"
     exit 99
 fi
-export MXGATE_PORT=$port MXGATE_PID=$daemon_pid MXGATE_TEST_DIR=$top/tests/milter
+daemon_pid=$MXGATE_PID
+export MXGATE_PORT MXGATE_PID MXGATE_TEST_DIR=$top/tests/milter
 export PYTHONPATH=$top/tests/e2e/lib${PYTHONPATH:+:$PYTHONPATH}   # milter_wire.py
 t0=$SECONDS
 
@@ -744,7 +720,7 @@ tap_diag "odd-bytes miltertest script: $((SECONDS - s)) s"
 relay "miltertest: " <<<"$out"
 finished=$?
 tap_result "$([[ $rc == 0 && $finished == 0 ]]; echo $?)" "miltertest: odd-bytes script ran to its end (exit $rc)"
-alive "$daemon_pid"
+mxgate_alive "$daemon_pid"
 tap_result $? "mxgate still running after the odd-bytes script"
 
 # ---- 3. 200 concurrent sessions ----------------------------------------------
@@ -828,7 +804,7 @@ tap_result "$([[ $rc == 0 && $finished == 0 ]]; echo $?)" "afterwards: a normal 
 out=$(timeout -k 5 60 python3 "$work/rawmilter.py" probe 2>&1)
 relay "afterwards: raw client: " <<<"$out" || tap_result 1 "afterwards: the raw client ran to its end"
 
-alive "$daemon_pid"
+mxgate_alive "$daemon_pid"
 tap_result $? "mxgate is still running at the end"
 ! grep -qE 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:' "$log"
 tap_result $? "no sanitizer report in mxgate's log"

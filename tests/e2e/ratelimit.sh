@@ -14,6 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 MXGATE=${MXGATE:-${abs_top_builddir:-$(cd "$here/../.." && pwd)}/mxgate}
 . "$here/lib/tap.sh"
 . "$here/lib/postfix.sh"
+. "$here/lib/mxgate.sh"
 . "$here/lib/memcached.sh"
 
 bail() {
@@ -78,16 +79,14 @@ counter() {
 # mx_start NAME CONFIG-TEXT [PORT]: an mxgate in the foreground on PORT
 # (default: a free one).
 mx_start() {
-    local name=$1 port=${3:-}
-    [[ -n $port ]] || port=$(pf_free_port) || return 1
+    local name=$1
     printf '%s\n' "$2" >"$work/$name.conf"
-    "$MXGATE" -f -c "$work/$name.conf" -p "inet:$port@127.0.0.1" 2>"$work/$name.log" &
-    MXPID[$name]=$!
-    MXPORT[$name]=$port
-    if ! pf_wait_listen "$port" 10; then
+    if ! mxgate_start "$work/$name.conf" "$work/$name.log" 10 "${3:-}"; then
         sed 's/^/#   /' "$work/$name.log" >&2
         return 1
     fi
+    MXPID[$name]=$MXGATE_PID
+    MXPORT[$name]=$MXGATE_PORT
 }
 
 # step_of OUTPUT STEP [N]: the Nth (default 1st) "STEP ..." line of a session.

@@ -22,6 +22,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${MXGATE:=$abs_top_builddir/mxgate}"
 . "$here/lib/tap.sh"
 . "$here/lib/postfix.sh"
+. "$here/lib/mxgate.sh"
 . "$here/lib/sendmail.sh"
 
 bail() {
@@ -47,13 +48,12 @@ trap cleanup EXIT
 
 # start_mxgate NAME CONF-TEXT: an mxgate on a free port; sets $milter.
 start_mxgate() {
-    local name=$1 port
-    port=$(pf_free_port) || bail "no free port"
+    local name=$1
     printf '%s\n' "$2" >"$tmp/$name.conf"
-    "$MXGATE" -f -c "$tmp/$name.conf" -p "inet:$port@127.0.0.1" 2>"$tmp/$name.log" &
-    mxpids+=($!)
-    pf_wait_listen "$port" 10 || { cat "$tmp/$name.log" >&2; bail "mxgate $name did not start"; }
-    milter="inet:$port@127.0.0.1"
+    mxgate_start "$tmp/$name.conf" "$tmp/$name.log" ||
+        { cat "$tmp/$name.log" >&2; bail "mxgate $name did not start"; }
+    mxpids+=("$MXGATE_PID")
+    milter="inet:$MXGATE_PORT@127.0.0.1"
 }
 
 # reply_of STEP-PATTERN SWAKS-ARGS...: the last reply line of the session

@@ -36,6 +36,7 @@ MXGATE=${MXGATE:-${abs_top_builddir:-$(pwd)}/mxgate}
 
 . "$top/tests/e2e/lib/tap.sh"
 . "$top/tests/e2e/lib/postfix.sh"
+. "$top/tests/e2e/lib/mxgate.sh"
 
 SCRIPT_TIMEOUT=60        # seconds for one miltertest run
 START_TIMEOUT=10         # seconds for the daemon to listen
@@ -63,46 +64,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# alive PID: the process exists and is not a zombie (a child that died
-# stays a zombie until waited for, and kill -0 still succeeds on it).
-alive() {
-    local st
-    st=$(sed -n 's/^.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)
-    [[ -n $st && $st != Z && $st != X ]]
-}
-
-# start_daemon CONF LOG: start mxgate on a free loopback port; sets
-# daemon_pid and daemon_port.  Retries with another port when the one
-# chosen was taken meanwhile.
-start_daemon() {
-    local conf=$1 log=$2 port end
-    for _ in 1 2 3; do
-        port=$(pf_free_port) || return 1
-        "$MXGATE" -f -c "$conf" -p "inet:$port@127.0.0.1" >"$log" 2>&1 &
-        daemon_pid=$!
-        end=$((SECONDS + START_TIMEOUT))
-        while ((SECONDS < end)); do
-            if ! alive "$daemon_pid"; then
-                wait "$daemon_pid" 2>/dev/null
-                daemon_pid=
-                break
-            fi
-            if pf_port_listening "$port"; then
-                daemon_port=$port
-                return 0
-            fi
-            sleep 0.05
-        done
-        if [[ -n $daemon_pid ]]; then
-            pf_kill_pid "$daemon_pid" 2
-            daemon_pid=
-            return 1
-        fi
-        grep -q 'cannot open milter socket' "$log" || return 1
-    done
-    return 1
-}
-
 # directives FILE KEY: the text of the "--@KEY " lines of FILE.
 directives() {
     sed -n "s/^--@$2 //p" "$1"
@@ -115,13 +76,14 @@ run_script() {
     log=$work/$name.log
     directives "$lua" conf >"$conf"
 
-    if ! start_daemon "$conf" "$log"; then
+    if ! mxgate_start "$conf" "$log" "$START_TIMEOUT"; then
         tap_result 1 "$name: mxgate starts with the script's configuration"
         tap_diag "configuration:" "$(cat "$conf")" "log:" "$(cat "$log" 2>/dev/null)"
         return
     fi
+    daemon_pid=$MXGATE_PID
 
-    out=$(cd "$work" && MXGATE_PORT=$daemon_port MXGATE_TEST_DIR=$luadir \
+    out=$(cd "$work" && MXGATE_PORT=$MXGATE_PORT MXGATE_TEST_DIR=$luadir \
         timeout -k 5 "$SCRIPT_TIMEOUT" miltertest -s "$lua" 2>&1 </dev/null)
     rc=$?
     while IFS= read -r line; do
@@ -148,7 +110,7 @@ run_script() {
         tap_result $? "$name: log lacks \"$text\""
     done < <(directives "$lua" nolog)
 
-    alive "$daemon_pid"
+    mxgate_alive "$daemon_pid"
     st=$?
     tap_result $st "$name: mxgate still running after the script"
     ! grep -qE 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:' "$log"
@@ -170,8 +132,8 @@ reap_daemons() {
     local entry pid name st bad=() end=$((SECONDS + 10))
     for entry in "${stopping[@]}"; do
         pid=${entry%%:*} name=${entry#*:}
-        while alive "$pid" && ((SECONDS < end)); do sleep 0.1; done
-        if alive "$pid"; then
+        while mxgate_alive "$pid" && ((SECONDS < end)); do sleep 0.1; done
+        if mxgate_alive "$pid"; then
             kill -KILL "$pid" 2>/dev/null
             bad+=("$name (still running 10 s after SIGTERM)")
         fi
