@@ -19,7 +19,7 @@ enum stage {
 
 typedef void check_fn(struct session *s, enum stage stage, struct verdict *v);
 
-/* HELO/EHLO name as Postfix's reject_non_fqdn/invalid_helo_hostname. */
+/* HELO/EHLO name as Postfix's reject_invalid/non_fqdn_helo_hostname. */
 check_fn check_helo;
 
 /* Server overloaded: unauthenticated MAIL FROM gets 451 4.3.2 (check_overload.c). */

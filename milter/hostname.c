@@ -228,7 +228,11 @@ literal_ok(const char *name, size_t len)
 	return hostname_valid_ipv4(name, len);
 }
 
-/* Postfix reject_non_fqdn_hostname(), without SMTPUTF8. */
+/*
+ * Postfix reject_non_fqdn_hostname(), without SMTPUTF8: it tests
+ * valid_hostname() before the dot, so on its own it refuses a malformed
+ * name too ("a..b" is not an FQDN either).
+ */
 static bool
 fqdn_ok(const char *name, size_t len)
 {
@@ -256,9 +260,10 @@ hostname_classify(const char *name, size_t len, bool reject_non_fqdn,
 			return HOSTNAME_BAD_LITERAL;
 		return HOSTNAME_OK;
 	}
-	if (reject_non_fqdn && !fqdn_ok(name, len))
-		return HOSTNAME_NOT_FQDN;
+	/* The syntax check first, then the FQDN check, as sites order them. */
 	if (reject_invalid && !syntax_ok(name, len))
 		return HOSTNAME_INVALID;
+	if (reject_non_fqdn && !fqdn_ok(name, len))
+		return HOSTNAME_NOT_FQDN;
 	return HOSTNAME_OK;
 }

@@ -2,7 +2,7 @@
  * hostname.h - HELO/EHLO name classifier, bit-compatible with Postfix 3.7.
  *
  * Contract: hostname_classify() gives the verdict Postfix 3.7 reaches with
- * "reject_non_fqdn_helo_hostname, reject_invalid_helo_hostname" (in that
+ * "reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname" (in that
  * order) for a client that did not ask for SMTPUTF8.  Inputs are counted
  * byte strings: any byte may occur, and NUL or a non-ASCII byte is simply an
  * invalid character.  Pure functions: thread-safe, no allocation, any length.
@@ -22,9 +22,12 @@ enum hostname_verdict {
 
 /*
  * Classify a HELO argument of len bytes as Postfix does with
- * "reject_non_fqdn_helo_hostname, reject_invalid_helo_hostname", each
- * restriction enabled by its flag.  With both flags on, HOSTNAME_INVALID
- * cannot occur: the first restriction already refuses every bad name.
+ * "reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname", each
+ * restriction enabled by its flag: a malformed name is HOSTNAME_INVALID,
+ * a well-formed one without a dot (or all digits and dots, a bare address
+ * included) HOSTNAME_NOT_FQDN.  With reject_invalid off, a malformed name
+ * is HOSTNAME_NOT_FQDN, as Postfix's reject_non_fqdn_helo_hostname alone
+ * refuses every name that is not a valid host name.
  */
 enum hostname_verdict hostname_classify(const char *name, size_t len,
 	    bool reject_non_fqdn, bool reject_invalid);

@@ -2,15 +2,18 @@
 # helo_differential.sh - mxgate's helo check against Postfix's own.
 #
 # Two private Postfix instances on loopback:
-#   A  smtpd_helo_restrictions = reject_non_fqdn_helo_hostname,
-#      reject_invalid_helo_hostname (the reference), no milter;
+#   A  smtpd_helo_restrictions = reject_invalid_helo_hostname,
+#      reject_non_fqdn_helo_hostname (the reference, in the order most
+#      sites write them: a malformed name gets 501, a name without a dot
+#      504), no milter;
 #   B  no helo restrictions, smtpd_milters = mxgate (trusted_networks empty,
 #      helo.exempt_daemons = [ "submission" ]), plus a second smtpd on another
 #      port whose {daemon_name} is "submission".
 # Every name of tests/e2e/helo-names.txt is sent (EHLO, MAIL, RCPT, QUIT) to
 # both; the server's reply lines must be the same, one TAP line per name.
 # Then on B: an authenticated client and a client of the submission port
-# with a bad HELO get through, a plain client gets Postfix's 504.
+# with a bad HELO get through, a plain client gets Postfix's 504; and A and
+# B both give a malformed name Postfix's 501 "Invalid name".
 #
 # Names file: one name a line, "#" lines are comments, blank lines skipped,
 # bytes written as \xNN (decoded with printf %b).  The empty argument (bare
@@ -52,6 +55,9 @@ HELO_DIFF_CLIENT=${HELO_DIFF_CLIENT:-swaks}
 
 BAD_HELO=usuario-10c7392
 BAD_HELO_REPLY="504 5.5.2 <$BAD_HELO>: Helo command rejected: need fully-qualified hostname"
+# A malformed name: the syntax check answers before the FQDN check.
+MALFORMED_HELO=ex..ample.com
+MALFORMED_HELO_REPLY="501 5.5.2 <$MALFORMED_HELO>: Helo command rejected: Invalid name"
 FROM=sender@example.net
 RCPT=rcpt@example.org
 
@@ -105,7 +111,7 @@ done <"$HELO_NAMES"
 ((${#names[@]} > 1)) || bail "no names in $HELO_NAMES"
 
 # --- TAP -----------------------------------------------------------------
-n_extra=7
+n_extra=8
 echo "1..$((${#names[@]} + n_extra))"
 tap_n=0
 tap() { # tap STATUS DESCRIPTION [DIRECTIVE]
@@ -124,7 +130,7 @@ diag() { # diag PREFIX FILE: the file's lines as "# PREFIX line", made visible
 }
 
 # --- instance A and B ----------------------------------------------------
-helo_restrictions='reject_non_fqdn_helo_hostname, reject_invalid_helo_hostname'
+helo_restrictions='reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname'
 a_port=$(pf_free_port) && a_sink=$(pf_free_port) &&
     b_port=$(pf_free_port) && b_sink=$(pf_free_port) &&
     b_sub=$(pf_free_port) && milter_port=$(pf_free_port) || bail "no free ports"
@@ -292,6 +298,19 @@ r=$(rcpt_reply "$work/plain.log")
 [[ $r == "$BAD_HELO_REPLY" ]]
 tap $? "unauthenticated client with HELO $BAD_HELO gets: $BAD_HELO_REPLY"
 [[ $r == "$BAD_HELO_REPLY" ]] || diag "" "$work/plain.out"
+
+# The reference's restriction order shows: a malformed name gets 501 from
+# A, and the same from B.
+r_ab=
+for port in "$a_port" "$b_port"; do
+    PF_SWAKS_LOG=$work/malformed.log pf_swaks_replies --port "$port" --helo "$MALFORMED_HELO" \
+        --from "$FROM" --to "$RCPT" >"$work/malformed.out"
+    r=$(rcpt_reply "$work/malformed.log")
+    r_ab+="$r|"
+done
+[[ $r_ab == "$MALFORMED_HELO_REPLY|$MALFORMED_HELO_REPLY|" ]]
+tap $? "A and B both give HELO $MALFORMED_HELO: $MALFORMED_HELO_REPLY"
+[[ $r_ab == "$MALFORMED_HELO_REPLY|$MALFORMED_HELO_REPLY|" ]] || echo "# got (A|B|): $r_ab"
 
 # mxgate asks for {auth_authen} at MAIL with smfi_setsymlist; Postfix sends
 # a macro only when it has it, i.e. with SMTP AUTH on, and lists it by

@@ -119,6 +119,7 @@ PORT = int(os.environ["MXGATE_PORT"])
 PID = int(os.environ["MXGATE_PID"])
 MAX_REPLY = 980                 # libmilter's MAXREPLYLEN
 NOT_FQDN = b"Helo command rejected: need fully-qualified hostname"
+INVALID = b"Helo command rejected: Invalid name"
 
 
 def emit(s):
@@ -180,6 +181,11 @@ def check_refusal(rep, name, code=b"504 5.5.2 ", must_contain=NOT_FQDN):
     return check(why is None, name, why)
 
 
+def check_invalid(rep, name):
+    """A malformed name: the syntax check answers first, 501 Invalid name."""
+    return check_refusal(rep, name, code=b"501 5.5.2 ", must_contain=INVALID)
+
+
 def is_continue(rep):
     return isinstance(rep, tuple) and rep[0] == b"c"
 
@@ -213,14 +219,14 @@ def probe(label):
 def helo_64k():
     c = session(b"a" * 65000)
     check(is_continue(c.mail(b"<sender@example.net>")), "65000-byte HELO: MAIL continues")
-    check_refusal(c.rcpt(b"<rcpt@example.org>"), "65000-byte HELO: RCPT refused with a valid reply")
+    check_invalid(c.rcpt(b"<rcpt@example.org>"), "65000-byte HELO: RCPT refused (501) with a valid reply")
     c.quit()
 
 
 def helo_64k_fqdn_like():
     c = session(b"a." * 32000 + b"example")
     check(is_continue(c.mail(b"<sender@example.net>")), "64000-byte dotted HELO: MAIL continues")
-    check_refusal(c.rcpt(b"<rcpt@example.org>"), "64000-byte dotted HELO: RCPT refused with a valid reply")
+    check_invalid(c.rcpt(b"<rcpt@example.org>"), "64000-byte dotted HELO: RCPT refused (501) with a valid reply")
     c.quit()
 
 
@@ -236,12 +242,12 @@ def helo_percent():
     for n in (1, 3, 500, 65000):
         c = session(b"%" * n)
         c.mail(b"<sender@example.net>")
-        check_refusal(c.rcpt(b"<rcpt@example.org>"),
-                      "HELO of %d '%%': RCPT refused, '%%' doubled, within 980 bytes" % n)
+        check_invalid(c.rcpt(b"<rcpt@example.org>"),
+                      "HELO of %d '%%': RCPT refused (501), '%%' doubled, within 980 bytes" % n)
         c.quit()
     c = session(b"%s%n%x%99999999d.example.net")
     c.mail(b"<sender@example.net>")
-    check_refusal(c.rcpt(b"<rcpt@example.org>"), "HELO with printf directives: RCPT refused, valid reply")
+    check_invalid(c.rcpt(b"<rcpt@example.org>"), "HELO with printf directives: RCPT refused (501), valid reply")
     c.quit()
 
 
@@ -260,7 +266,7 @@ def helo_crlf():
     for name in (b"mail.example.net\r\n250 OK", b"\r\n", b"mail.example.net\n", b"x\rRCPT TO:<a@b>"):
         c = session(name)
         c.mail(b"<sender@example.net>")
-        check_refusal(c.rcpt(b"<rcpt@example.org>"), "HELO %r: RCPT refused, no CR/LF in the reply" % name)
+        check_invalid(c.rcpt(b"<rcpt@example.org>"), "HELO %r: RCPT refused (501), no CR/LF in the reply" % name)
         c.quit()
 
 
@@ -269,7 +275,7 @@ def helo_non_ascii():
                  bytes(range(1, 32)) + b"\x7f.example.net", bytes(range(128, 256))):
         c = session(name)
         c.mail(b"<sender@example.net>")
-        check_refusal(c.rcpt(b"<rcpt@example.org>"), "HELO %r...: RCPT refused with a valid reply" % name[:12])
+        check_invalid(c.rcpt(b"<rcpt@example.org>"), "HELO %r...: RCPT refused (501) with a valid reply" % name[:12])
         c.quit()
 
 

@@ -124,10 +124,11 @@ tap_result "$(grep -q 'reject: RCPT from .*504 5.5.2 <badhelo>.*check=helo' "$tm
     "mxgate logged the decision line for the HELO refusal"
 
 got=$(last_reply --port "$port_a" --helo 'bad#name.example.net' --from a@example.net --to room@example.org)
-# Sendmail itself refuses most bad characters at HELO, not '#'; with both
-# restrictions on, Postfix (and so mxgate) answers "need fully-qualified".
+# Sendmail itself refuses most bad characters at HELO, not '#'; the syntax
+# check runs first, as with Postfix's "reject_invalid_helo_hostname,
+# reject_non_fqdn_helo_hostname", so the reply is 501 "Invalid name".
 expect "syntactically bad HELO refused through Sendmail, as Postfix would" \
-    "504 5.5.2 <bad#name.example.net>: Helo command rejected: need fully-qualified hostname" "$got"
+    "501 5.5.2 <bad#name.example.net>: Helo command rejected: Invalid name" "$got"
 
 got=$(last_reply --port "$port_a" --helo '[192.0.2.300]' --from a@example.net --to room@example.org)
 expect "malformed address literal refused through Sendmail" \

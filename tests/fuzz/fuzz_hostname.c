@@ -4,9 +4,10 @@
  * Feeds the raw input (any bytes, NULs included) to hostname_classify()
  * under every flag combination and checks the invariants that follow from
  * Postfix's rules: enabling a restriction can only add refusals, the
- * combined verdict is the first refusal of the two, and each verdict comes
- * from the restriction that can produce it.  Built with clang
- * -fsanitize=fuzzer, or with standalone_main.c to replay a corpus.
+ * combined verdict is the first refusal of the two (the syntax check, then
+ * the FQDN check), and each verdict comes from the restriction that can
+ * produce it.  Built with clang -fsanitize=fuzzer, or with standalone_main.c
+ * to replay a corpus.
  */
 #include <assert.h>
 #include <stddef.h>
@@ -31,9 +32,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	inv = hostname_classify(name, size, false, true);
 	both = hostname_classify(name, size, true, true);
 
-	/* No restriction, no refusal; both is the first refusal of the two. */
+	/* No restriction, no refusal; both is the first refusal of the two,
+	 * the syntax check first. */
 	assert(none == HOSTNAME_OK);
-	assert(both == (nf != HOSTNAME_OK ? nf : inv));
+	assert(both == (inv != HOSTNAME_OK ? inv : nf));
 	/* OK with both flags implies OK with fewer. */
 	if (both == HOSTNAME_OK)
 		assert(nf == HOSTNAME_OK && inv == HOSTNAME_OK);
@@ -45,9 +47,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		assert(nf == HOSTNAME_OK || nf == HOSTNAME_NOT_FQDN);
 		assert(inv == HOSTNAME_OK || inv == HOSTNAME_INVALID);
-		/* An FQDN is a valid name. */
+		/* An FQDN is a valid name; alone, the FQDN check refuses
+		 * every invalid name too. */
 		if (nf == HOSTNAME_OK)
 			assert(inv == HOSTNAME_OK);
+		if (inv == HOSTNAME_INVALID)
+			assert(nf == HOSTNAME_NOT_FQDN);
 	}
 
 	/* Bytes Postfix never allows make a name fail every check. */

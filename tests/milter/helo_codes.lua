@@ -5,14 +5,30 @@
 --
 -- The reply texts, invisible to miltertest, are checked in mxgate's log
 -- (the --@log lines, read by miltertest.sh).  With both restrictions on,
--- an invalid name gets the non-FQDN reply, as from Postfix (README.md).
+-- the syntax check runs first, as with Postfix's
+-- "reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname": a
+-- malformed name gets 501 "Invalid name", a well-formed name without a dot
+-- (or a bare address) 504 "need fully-qualified hostname".
 --
 --@conf trusted_networks = [ ];
 --@log NOQUEUE: reject: RCPT from client.example.net[192.0.2.1]: 504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname;
---@log 504 5.5.2 <a..b.example.net>: Helo command rejected: need fully-qualified hostname;
+--@log 504 5.5.2 <usuario-10c7392>: Helo command rejected: need fully-qualified hostname;
+--@log 504 5.5.2 <mail.>: Helo command rejected: need fully-qualified hostname;
+--@log 504 5.5.2 <192.0.2.1>: Helo command rejected: need fully-qualified hostname;
+--@log 501 5.5.2 <a..b.example.net>: Helo command rejected: Invalid name;
+--@log 501 5.5.2 <ex..ample.com>: Helo command rejected: Invalid name;
+--@log 501 5.5.2 <-bad.example.com>: Helo command rejected: Invalid name;
+--@log 501 5.5.2 <bad-.example.com>: Helo command rejected: Invalid name;
+--@log 501 5.5.2 <aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example>: Helo command rejected: Invalid name;
+--@log 501 5.5.2 <exa?mple.com>: Helo command rejected: Invalid name;
+--@log 501 5.5.2 <example.com..>: Helo command rejected: Invalid name;
+--@log 501 5.5.2 <%s%n%x.example.com>: Helo command rejected: Invalid name;
+--@log 501 5.5.2 <mail%example.net>: Helo command rejected: Invalid name;
 --@log 501 5.5.2 <[192.0.2.256]>: Helo command rejected: invalid ip address;
 --@log 501 5.5.2 <[IPv6:2001:db8::zz]>: Helo command rejected: invalid ip address;
---@log 504 5.5.2 <mail%example.net>: Helo command rejected: need fully-qualified hostname;
+--@nolog <ex..ample.com>: Helo command rejected: need fully-qualified hostname
+--@nolog <a..b.example.net>: Helo command rejected: need fully-qualified hostname
+--@nolog <localhost>: Helo command rejected: Invalid name
 --@log helo=<localhost> check=helo
 --@log from=<sender@example.net> to=<rcpt@example.org> helo=<localhost> check=helo
 --@nolog reject: MAIL from
@@ -39,6 +55,7 @@ local cases = {
 	{ "[IPv6:2001:db8::1]", false, "an IPv6 address literal" },
 	{ "[ipv6:2001:db8::1]", false, "an IPv6 literal with a lower-case tag" },
 	{ "localhost", true, "a single label" },
+	{ "usuario-10c7392", true, "a single label with a hyphen" },
 	{ "mail.", true, "a single label with a trailing dot" },
 	{ "192.0.2.1", true, "a bare IPv4 address (all digits and dots)" },
 	{ "mail.example.net..", true, "two trailing dots" },
@@ -46,6 +63,12 @@ local cases = {
 	{ ".mail.example.net", true, "a leading dot" },
 	{ "-mail.example.net", true, "a label starting with a hyphen" },
 	{ "mail-.example.net", true, "a label ending with a hyphen" },
+	{ "ex..ample.com", true, "an empty label inside" },
+	{ "-bad.example.com", true, "a first label starting with a hyphen" },
+	{ "bad-.example.com", true, "a first label ending with a hyphen" },
+	{ "exa mple.com", true, "a space inside a label" },
+	{ "example.com..", true, "two trailing dots after a domain" },
+	{ "%s%n%x.example.com", true, "printf directives" },
 	{ "mail example.net", true, "a space" },
 	{ "mail@example.net", true, "an @" },
 	{ "mail%example.net", true, "a per cent sign" },

@@ -2,7 +2,8 @@
  * test_hostname.c - unit tests for the Postfix-compatible HELO classifier.
  *
  * Every row gives the verdict Postfix 3.7.11 reaches with both
- * restrictions, with reject_non_fqdn_helo_hostname alone and with
+ * restrictions (reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname,
+ * in that order), with reject_non_fqdn_helo_hostname alone and with
  * reject_invalid_helo_hostname alone.  The expectations were derived from
  * Postfix's sources (smtpd_check.c, valid_hostname.c,
  * valid_mailhost_addr.c) and cross-checked against those functions.
@@ -18,7 +19,10 @@
 
 #include <cmocka.h>
 
+#include "checks.h"
+#include "config.h"
 #include "hostname.h"
+#include "session.h"
 
 #define OK	HOSTNAME_OK
 #define NF	HOSTNAME_NOT_FQDN
@@ -28,7 +32,7 @@
 struct row {
 	const char *name;
 	size_t	len;
-	enum hostname_verdict both;	/* non_fqdn, then invalid */
+	enum hostname_verdict both;	/* invalid, then non_fqdn */
 	enum hostname_verdict nf;	/* reject_non_fqdn_helo_hostname only */
 	enum hostname_verdict inv;	/* reject_invalid_helo_hostname only */
 };
@@ -156,10 +160,10 @@ test_trailing_dot(void **state)
 		ROW("localhost.", NF, NF, OK),
 		ROW("a.", NF, NF, OK),
 		/* ...but not two, and not a lone dot. */
-		ROW("mail.example.com..", NF, NF, INV),
-		ROW("a..", NF, NF, INV),
-		ROW(".", NF, NF, INV),
-		ROW("..", NF, NF, INV),
+		ROW("mail.example.com..", INV, NF, INV),
+		ROW("a..", INV, NF, INV),
+		ROW(".", INV, NF, INV),
+		ROW("..", INV, NF, INV),
 	};
 
 	(void)state;
@@ -170,10 +174,10 @@ static void
 test_misplaced_dots(void **state)
 {
 	static const struct row rows[] = {
-		ROW(".example.com", NF, NF, INV),
-		ROW("mail..example.com", NF, NF, INV),
-		ROW("...", NF, NF, INV),
-		ROW(".a", NF, NF, INV),
+		ROW(".example.com", INV, NF, INV),
+		ROW("mail..example.com", INV, NF, INV),
+		ROW("...", INV, NF, INV),
+		ROW(".a", INV, NF, INV),
 	};
 
 	(void)state;
@@ -184,14 +188,14 @@ static void
 test_hyphens(void **state)
 {
 	static const struct row rows[] = {
-		ROW("-mail.example.com", NF, NF, INV),
-		ROW("mail-.example.com", NF, NF, INV),
-		ROW("mail.-example.com", NF, NF, INV),
-		ROW("mail.example-.com", NF, NF, INV),
-		ROW("mail.example.com-", NF, NF, INV),
-		ROW("mail.example.com-.", NF, NF, INV),
-		ROW("-", NF, NF, INV),
-		ROW("a-", NF, NF, INV),
+		ROW("-mail.example.com", INV, NF, INV),
+		ROW("mail-.example.com", INV, NF, INV),
+		ROW("mail.-example.com", INV, NF, INV),
+		ROW("mail.example-.com", INV, NF, INV),
+		ROW("mail.example.com-", INV, NF, INV),
+		ROW("mail.example.com-.", INV, NF, INV),
+		ROW("-", INV, NF, INV),
+		ROW("a-", INV, NF, INV),
 		ROW("a-b", NF, NF, OK),
 		/* A hyphen makes a label non-numeric (Postfix >= 2.7). */
 		ROW("1-2.3", OK, OK, OK),
@@ -228,14 +232,14 @@ test_numeric(void **state)
 		ROW("1.2.3.4.", NF, NF, OK),
 		ROW("0.0.0.0", NF, NF, OK),
 		ROW("255.255.255.255", NF, NF, OK),
-		ROW("123", NF, NF, INV),
-		ROW("1.2.3", NF, NF, INV),
-		ROW("1.2.3.4.5", NF, NF, INV),
-		ROW("1.2.3.256", NF, NF, INV),
-		ROW("300.1.1.1", NF, NF, INV),
-		ROW("0.1.2.3", NF, NF, INV),
+		ROW("123", INV, NF, INV),
+		ROW("1.2.3", INV, NF, INV),
+		ROW("1.2.3.4.5", INV, NF, INV),
+		ROW("1.2.3.256", INV, NF, INV),
+		ROW("300.1.1.1", INV, NF, INV),
+		ROW("0.1.2.3", INV, NF, INV),
 		ROW("01.2.3.4", NF, NF, OK),
-		ROW("1.2.3.4..", NF, NF, INV),
+		ROW("1.2.3.4..", INV, NF, INV),
 	};
 
 	(void)state;
@@ -250,9 +254,9 @@ test_bare_ipv6(void **state)
 		ROW("2001:db8::1", NF, NF, OK),
 		ROW("::ffff:1.2.3.4", NF, NF, OK),
 		ROW("2001:db8::1.", NF, NF, OK),
-		ROW("IPv6:::1", NF, NF, INV),
-		ROW("2001:db8::g", NF, NF, INV),
-		ROW(":", NF, NF, INV),
+		ROW("IPv6:::1", INV, NF, INV),
+		ROW("2001:db8::g", INV, NF, INV),
+		ROW(":", INV, NF, INV),
 	};
 
 	(void)state;
@@ -271,7 +275,7 @@ test_label_length(void **state)
 	check(buf, 75, OK, OK, OK);
 	memset(buf, 'a', 64);
 	memcpy(buf + 64, ".example.com", 12);
-	check(buf, 76, NF, NF, INV);
+	check(buf, 76, INV, NF, INV);
 	/* The label length counts hyphens too. */
 	memset(buf, 'a', 63);
 	buf[31] = '-';
@@ -282,11 +286,11 @@ test_label_length(void **state)
 	memset(buf + 5, '7', 63);
 	check(buf, 68, OK, OK, OK);
 	memset(buf + 5, '7', 64);
-	check(buf, 69, NF, NF, INV);
+	check(buf, 69, INV, NF, INV);
 	n = make_name(buf, 63, 63);
 	check(buf, n, NF, NF, OK);
 	n = make_name(buf, 64, 64);
-	check(buf, n, NF, NF, INV);
+	check(buf, n, INV, NF, INV);
 }
 
 static void
@@ -296,33 +300,33 @@ test_name_length(void **state)
 
 	(void)state;
 	check(buf, make_name(buf, 255, 50), OK, OK, OK);
-	check(buf, make_name(buf, 256, 50), NF, NF, INV);
+	check(buf, make_name(buf, 256, 50), INV, NF, INV);
 	/* The trailing dot is dropped before the length is checked. */
 	make_name(buf, 255, 50);
 	buf[255] = '.';
 	check(buf, 256, OK, OK, OK);
 	buf[256] = '.';
-	check(buf, 257, NF, NF, INV);
-	check(buf, make_name(buf, 599, 63), NF, NF, INV);
+	check(buf, 257, INV, NF, INV);
+	check(buf, make_name(buf, 599, 63), INV, NF, INV);
 }
 
 static void
 test_bad_characters(void **state)
 {
 	static const struct row rows[] = {
-		ROW("mail%example.com", NF, NF, INV),
-		ROW("user@example.com", NF, NF, INV),
-		ROW("\"mail.example.com\"", NF, NF, INV),
-		ROW("'mail.example.com'", NF, NF, INV),
-		ROW("mail example.com", NF, NF, INV),
-		ROW("mail.example.com:25", NF, NF, INV),
-		ROW("mail/example.com", NF, NF, INV),
-		ROW("mail\\.example.com", NF, NF, INV),
-		ROW("*.example.com", NF, NF, INV),
-		ROW("mail.example.com]", NF, NF, INV),
-		ROW("<mail.example.com>", NF, NF, INV),
-		ROW("mail\r.example.com", NF, NF, INV),
-		ROW("mail\t.example.com", NF, NF, INV),
+		ROW("mail%example.com", INV, NF, INV),
+		ROW("user@example.com", INV, NF, INV),
+		ROW("\"mail.example.com\"", INV, NF, INV),
+		ROW("'mail.example.com'", INV, NF, INV),
+		ROW("mail example.com", INV, NF, INV),
+		ROW("mail.example.com:25", INV, NF, INV),
+		ROW("mail/example.com", INV, NF, INV),
+		ROW("mail\\.example.com", INV, NF, INV),
+		ROW("*.example.com", INV, NF, INV),
+		ROW("mail.example.com]", INV, NF, INV),
+		ROW("<mail.example.com>", INV, NF, INV),
+		ROW("mail\r.example.com", INV, NF, INV),
+		ROW("mail\t.example.com", INV, NF, INV),
 	};
 
 	(void)state;
@@ -334,12 +338,12 @@ test_non_ascii(void **state)
 {
 	static const struct row rows[] = {
 		/* Without SMTPUTF8 any byte >= 0x80 is an invalid character. */
-		ROW("b\xc3\xbc" "cher.example", NF, NF, INV),
-		ROW("b\xfc" "cher.example", NF, NF, INV),
-		ROW("mail.example.com\xff", NF, NF, INV),
-		ROW("\xe2\x80\x8bmail.example.com", NF, NF, INV),
+		ROW("b\xc3\xbc" "cher.example", INV, NF, INV),
+		ROW("b\xfc" "cher.example", INV, NF, INV),
+		ROW("mail.example.com\xff", INV, NF, INV),
+		ROW("\xe2\x80\x8bmail.example.com", INV, NF, INV),
 		ROW("[1.2.3.4\xc2\xa0]", LIT, LIT, LIT),
-		ROW("\xc3\xa9", NF, NF, INV),
+		ROW("\xc3\xa9", INV, NF, INV),
 	};
 
 	(void)state;
@@ -350,13 +354,13 @@ static void
 test_nul(void **state)
 {
 	static const struct row rows[] = {
-		ROW("mail\0.example.com", NF, NF, INV),
-		ROW("mail.example.com\0", NF, NF, INV),
-		ROW("\0mail.example.com", NF, NF, INV),
-		ROW("mail.example.com\0.", NF, NF, INV),
-		ROW("1.2.3.4\0", NF, NF, INV),
-		ROW("::1\0", NF, NF, INV),
-		ROW("\0", NF, NF, INV),
+		ROW("mail\0.example.com", INV, NF, INV),
+		ROW("mail.example.com\0", INV, NF, INV),
+		ROW("\0mail.example.com", INV, NF, INV),
+		ROW("mail.example.com\0.", INV, NF, INV),
+		ROW("1.2.3.4\0", INV, NF, INV),
+		ROW("::1\0", INV, NF, INV),
+		ROW("\0", INV, NF, INV),
 		ROW("[1.2.3.4\0]", LIT, LIT, LIT),
 		ROW("[IPv6:::1\0]", LIT, LIT, LIT),
 		ROW("[1.2.3.4]\0", LIT, LIT, LIT),
@@ -370,7 +374,7 @@ static void
 test_empty(void **state)
 {
 	(void)state;
-	check("", 0, NF, NF, INV);
+	check("", 0, INV, NF, INV);
 	assert_false(hostname_valid("", 0));
 	assert_false(hostname_valid_ipv4("", 0));
 	assert_false(hostname_valid_ipv6("", 0));
@@ -452,8 +456,8 @@ test_literal_malformed(void **state)
 		ROW("[mail.example.com]", LIT, LIT, LIT),
 		ROW("[localhost]", LIT, LIT, LIT),
 		/* Only a leading '[' makes a literal. */
-		ROW("1.2.3.4]", NF, NF, INV),
-		ROW("]", NF, NF, INV),
+		ROW("1.2.3.4]", INV, NF, INV),
+		ROW("]", INV, NF, INV),
 	};
 
 	(void)state;
@@ -511,7 +515,7 @@ test_helper_ipv6(void **state)
 	assert_false(hostname_valid_ipv6("1:2:3", 4));	/* "1:2:" */
 }
 
-/* With both flags, the verdict is the first refusal of the two singles. */
+/* With both flags, the verdict is the first refusal: invalid, then non-FQDN. */
 static void
 test_flag_composition(void **state)
 {
@@ -529,12 +533,127 @@ test_flag_composition(void **state)
 		nf = hostname_classify(names[i], len, true, false);
 		inv = hostname_classify(names[i], len, false, true);
 		both = hostname_classify(names[i], len, true, true);
-		assert_int_equal(both, nf != OK ? nf : inv);
-		/* The non-FQDN check already refuses every invalid name. */
-		assert_int_not_equal(both, INV);
+		assert_int_equal(both, inv != OK ? inv : nf);
+		/* Alone, the non-FQDN check refuses every invalid name too. */
 		assert_int_not_equal(nf, INV);
+		if (inv == INV)
+			assert_int_equal(nf, NF);
 		assert_true(inv == OK || inv == INV || inv == LIT);
 	}
+}
+
+/*
+ * The reply a client gets at RCPT TO, through session_set_helo() and
+ * check_helo(), for the names a site sees most: a malformed name is
+ * refused as invalid (501) before the FQDN check could answer 504.
+ */
+static void
+expect_reply(bool reject_non_fqdn, bool reject_invalid, const char *helo,
+    const char *want)
+{
+	struct config *cfg = config_load(NULL, NULL, NULL);
+	struct session *s;
+	struct verdict v;
+	char	got[sizeof(v.reply.text) + 32];
+
+	assert_non_null(cfg);
+	cfg->helo.enabled = true;
+	cfg->helo.enforce_at = ENFORCE_RCPT;
+	cfg->helo.reject_non_fqdn = reject_non_fqdn;
+	cfg->helo.reject_invalid = reject_invalid;
+	s = session_open(cfg);
+	assert_non_null(s);
+	session_set_helo(s, helo);
+	memset(&v, 0, sizeof(v));
+	check_helo(s, STAGE_RCPT, &v);
+	if (want == NULL) {
+		if (v.kind == VERDICT_REFUSE)
+			print_error("HELO \"%s\": refused with %s %s %s\n", helo,
+			    v.reply.code, v.reply.dsn, v.reply.text);
+		assert_int_not_equal(v.kind, VERDICT_REFUSE);
+	} else {
+		assert_int_equal(v.kind, VERDICT_REFUSE);
+		snprintf(got, sizeof(got), "%s %s %s", v.reply.code,
+		    v.reply.dsn, v.reply.text);
+		assert_string_equal(got, want);
+	}
+	session_close(s);
+	config_release(cfg);
+}
+
+static void
+test_reply_malformed_501(void **state)
+{
+	static const char *const names[][2] = {
+		{ "ex..ample.com", "ex..ample.com" },
+		{ "-bad.example.com", "-bad.example.com" },
+		{ "bad-.example.com", "bad-.example.com" },
+		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example.com",
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example.com" },
+		/* The name is shown as Postfix shows it: a space becomes '?'. */
+		{ "exa mple.com", "exa?mple.com" },
+		{ "example.com..", "example.com.." },
+		{ "%s%n%x.example.com", "%s%n%x.example.com" },
+		{ "mail%example.com", "mail%example.com" },
+		{ "123", "123" },
+		{ "1.2.3.256", "1.2.3.256" },
+	};
+	char	want[512];
+	size_t	i;
+
+	(void)state;
+	assert_int_equal(strlen(names[3][0]), 64 + 12);
+	for (i = 0; i < NROWS(names); i++) {
+		snprintf(want, sizeof(want),
+		    "501 5.5.2 <%s>: Helo command rejected: Invalid name",
+		    names[i][1]);
+		expect_reply(true, true, names[i][0], want);
+		/* With the FQDN check off the reply is the same. */
+		expect_reply(false, true, names[i][0], want);
+		/* Without the syntax check, Postfix's reject_non_fqdn_helo_hostname
+		 * alone refuses a malformed name as not fully qualified. */
+		snprintf(want, sizeof(want),
+		    "504 5.5.2 <%s>: Helo command rejected: need fully-qualified hostname",
+		    names[i][1]);
+		expect_reply(true, false, names[i][0], want);
+		expect_reply(false, false, names[i][0], NULL);
+	}
+}
+
+static void
+test_reply_not_fqdn_504(void **state)
+{
+	static const char *const names[] = {
+		"localhost", "usuario-10c7392", "localhost.", "1.2.3.4", "::1",
+	};
+	char	want[512];
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < NROWS(names); i++) {
+		snprintf(want, sizeof(want),
+		    "504 5.5.2 <%s>: Helo command rejected: need fully-qualified hostname",
+		    names[i]);
+		expect_reply(true, true, names[i], want);
+		expect_reply(true, false, names[i], want);
+		/* Well-formed (or a bare address): the syntax check passes it. */
+		expect_reply(false, true, names[i], NULL);
+	}
+	expect_reply(true, true, "mail.example.com", NULL);
+	expect_reply(true, true, "[1.2.3.4]", NULL);
+}
+
+static void
+test_reply_bad_literal(void **state)
+{
+	static const char want[] =
+	    "501 5.5.2 <[1.2.3.256]>: Helo command rejected: invalid ip address";
+
+	(void)state;
+	expect_reply(true, true, "[1.2.3.256]", want);
+	expect_reply(true, false, "[1.2.3.256]", want);
+	expect_reply(false, true, "[1.2.3.256]", want);
+	expect_reply(false, false, "[1.2.3.256]", NULL);
 }
 
 int
@@ -562,6 +681,9 @@ main(void)
 		cmocka_unit_test(test_helper_ipv4),
 		cmocka_unit_test(test_helper_ipv6),
 		cmocka_unit_test(test_flag_composition),
+		cmocka_unit_test(test_reply_malformed_501),
+		cmocka_unit_test(test_reply_not_fqdn_504),
+		cmocka_unit_test(test_reply_bad_literal),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
