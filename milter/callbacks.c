@@ -1,6 +1,6 @@
 /*
  * callbacks.c - the only file that knows the milter protocol's steps: thin
- * shells around session.c and policy.c, called by engine.c.
+ * shells around session.c and policy.c, called by either engine (engine.h).
  *
  * Negotiation asks the MTA for as little as the checks need: no headers,
  * body or unknown commands; no reply at connect and HELO (mxgate decides

@@ -1,5 +1,5 @@
 /*
- * callbacks.h - mxgate's steps of the milter protocol, for engine.c.
+ * callbacks.h - mxgate's steps of the milter protocol, for engine.h.
  */
 #ifndef MXGATE_CALLBACKS_H
 #define MXGATE_CALLBACKS_H

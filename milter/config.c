@@ -22,6 +22,8 @@
 #include <strings.h>
 #include <syslog.h>
 
+#include "milter_socket.h"
+
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
 #endif
@@ -52,6 +54,7 @@ struct loader {
 #define END { NULL, KT_BOOL, 0, 0, 0, NULL, NULL }
 
 static const char *const log_level_words[] = {"error", "warning", "info", "debug", NULL};
+static const char *const engine_words[] = {"libmilter", "builtin", NULL};
 static const char *const on_error_words[] = {"accept", "tempfail", "local", NULL};
 static const char *const on_error_quota_words[] = {"accept", "tempfail", NULL};
 static const char *const enforce_words[] = {"rcpt", "mail", NULL};
@@ -134,6 +137,7 @@ static const struct key_spec overload_keys[] = {
 
 static const struct key_spec top_keys[] = {
 	{"socket", KT_STRING, OFF(socket), 0, 0, NULL, NULL},
+	{"engine", KT_ENUM, OFF(engine), 0, 0, engine_words, NULL},
 	{"user", KT_STRING, OFF(user), 0, 0, NULL, NULL},
 	{"pidfile", KT_STRING, OFF(pidfile), 0, 0, NULL, NULL},
 	{"syslog_facility", KT_FACILITY, OFF(syslog_facility), 0, 0, NULL, NULL},
@@ -676,6 +680,7 @@ config_defaults(struct config *cfg)
 	cfg->refs = 1;
 	cfg->path = xstrdup("");
 	cfg->socket = xstrdup("inet:8891@127.0.0.1");
+	cfg->engine = ENGINE_LIBMILTER;
 	cfg->user = xstrdup("");
 	cfg->pidfile = xstrdup("");
 	cfg->syslog_facility = LOG_MAIL;
@@ -732,23 +737,6 @@ lookup(const config_t *cf, const char *path)
 	return cf ? config_lookup(cf, path) : NULL;
 }
 
-/* "inet:PORT@HOST", "inet6:PORT@HOST", "unix:PATH" or "local:PATH". */
-static bool
-valid_socket(const char *spec)
-{
-	const char *at;
-
-	if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0)
-		return strchr(spec, ':')[1] == '/';
-	if (strncmp(spec, "inet:", 5) != 0 && strncmp(spec, "inet6:", 6) != 0)
-		return false;
-	spec = strchr(spec, ':') + 1;
-	at = strchr(spec, '@');
-	if (at == spec || strspn(spec, "0123456789") != (size_t)((at ? at : spec + strlen(spec)) - spec))
-		return false;
-	return atol(spec) > 0 && atol(spec) < 65536 && (at == NULL || at[1] != '\0');
-}
-
 /* "host:port" with a non-empty host and a port in range. */
 static bool
 valid_server(const char *spec)
@@ -770,10 +758,11 @@ config_validate(struct loader *ld, const config_t *cf, struct config *cfg)
 {
 	const config_setting_t *s;
 	size_t	marks;
+	struct milter_socket sock;
+	char	why[300];
 
-	if (!valid_socket(cfg->socket))
-		loader_error(ld, lookup(cf, "socket"), "socket: \"%s\" is not inet:PORT@HOST, "
-			     "inet6:PORT@HOST or unix:/PATH", cfg->socket);
+	if (!milter_socket_parse(cfg->socket, &sock, why, sizeof(why)))
+		loader_error(ld, lookup(cf, "socket"), "socket: %s", why);
 	for (size_t i = 0; i < cfg->memcached.servers.count; i++)
 		if (!valid_server(cfg->memcached.servers.items[i]))
 			loader_error(ld, lookup(cf, "memcached.servers"),
@@ -967,4 +956,10 @@ const char *
 config_on_error_name(enum on_error value)
 {
 	return on_error_words[value];
+}
+
+const char *
+config_engine_name(enum engine_kind value)
+{
+	return engine_words[value];
 }

@@ -23,6 +23,8 @@ enum on_error { ON_ERROR_ACCEPT, ON_ERROR_TEMPFAIL, ON_ERROR_LOCAL };
 enum enforce_stage { ENFORCE_RCPT, ENFORCE_MAIL };
 enum multi_target { MULTI_TARGET_ALL, MULTI_TARGET_ANY };
 enum queue_format { QUEUE_FORMAT_POSTFIX, QUEUE_FORMAT_SENDMAIL };
+/* The milter run-time: Sendmail's libmilter (the default) or mxgate's own. */
+enum engine_kind { ENGINE_LIBMILTER, ENGINE_BUILTIN };
 
 enum rate_count { RATE_COUNT_CONNECTIONS, RATE_COUNT_MESSAGES, RATE_COUNT_RECIPIENTS };
 enum rate_when { RATE_WHEN_ANY, RATE_WHEN_AUTHENTICATED, RATE_WHEN_UNAUTHENTICATED };
@@ -79,6 +81,7 @@ struct config {
 	char   *path;			/* file it came from; "" for defaults */
 
 	char   *socket, *user, *pidfile;
+	enum engine_kind engine;	/* read at start only: a reload keeps the running one */
 	int	syslog_facility;	/* LOG_MAIL, ... */
 	enum log_level log_level;
 	bool	dry_run;
@@ -157,5 +160,6 @@ bool	config_parse_limit(const char *text, struct rate_limit *out);
 
 /* Name of an enum word, for logs. */
 const char *config_on_error_name(enum on_error value);
+const char *config_engine_name(enum engine_kind value);
 
 #endif

@@ -1,20 +1,19 @@
 /*
- * engine.h - mxgate's milter protocol engine: the MTA side of the socket.
+ * engine.h - the milter run-time behind one interface: the MTA side of the
+ * socket, for callbacks.c and main.c.
  *
- * Speaks the milter protocol (version 6 and older, as Postfix, Sendmail and
- * miltertest speak it; constants from libmilter's <libmilter/mfdef.h>) to
- * the callbacks of callbacks.c.  It replaces libmilter's run-time because
- * Debian's libmilter costs 0.8-1.0 ms of CPU per message (PERF-NOTES.md):
- * a poll and a read for each packet's header and body, and a worker-pool
- * hand-off per packet.  Here each connection has one thread for its whole
- * life, reads are buffered (the packets an MTA sends without waiting for a
- * reply arrive and are handled together), and the replies to a batch go
- * out in one write.
+ * Two implementations, chosen at start-up (`engine` in mxgate.conf):
+ *   - milter_libmilter.c: Sendmail's libmilter (smfi_register, smfi_main),
+ *     the default, what every other milter an administrator runs links;
+ *   - milter_proto.c, milter_listen.c, milter_pool.c: mxgate's own engine
+ *     ("builtin"): a thread per connection from a pool waiting in accept(),
+ *     buffered reads, the replies to a batch in one write.
+ * Above this file, nothing knows which one runs: callbacks.c, session.c,
+ * policy.c and the checks are the same code for both.
  *
- * Threads: a small pool blocks in accept(); a thread serves the connection
- * it accepted until it ends, then accepts again (a spare thread is started
- * whenever the last idle one takes a connection).  A connection's
- * callbacks always run on its own thread, one at a time.
+ * Thread-safety: a connection's callbacks run one at a time (under
+ * libmilter possibly on different threads of its pool; code above must not
+ * keep per-thread state).  milter_use() is called once, before listen.
  */
 #ifndef MXGATE_ENGINE_H
 #define MXGATE_ENGINE_H
@@ -25,6 +24,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "milter_socket.h"
+
 #define ENGINE_MAX_DATA		65535	/* largest packet body, as libmilter's default */
 #define ENGINE_MAX_ARGS		64	/* MAIL/RCPT arguments handed on; more are ignored */
 #define ENGINE_REPLY_MAX	1024	/* "CODE DSN TEXT" of a reply (reply.h keeps it under 980+) */
@@ -33,9 +34,10 @@ struct milter_conn;
 
 /*
  * What a filter does at each step.  A step's return value is the reply
- * (SMFIS_*); for a step the MTA was told needs no reply (SMFIP_NR_*) it is
- * ignored.  Strings live until the callback returns.  close is called once
- * per connection (and at SMFIC_QUIT_NC), whatever came before.
+ * (SMFIS_*); for a step the MTA was told needs no reply (SMFIP_NR_*) the
+ * engine sends none (libmilter gets SMFIS_NOREPLY).  Strings live until the
+ * callback returns.  close is called once per connection (and at
+ * SMFIC_QUIT_NC), whatever came before.
  */
 struct milter_callbacks {
 	sfsistat (*negotiate)(struct milter_conn *c, unsigned long actions, unsigned long steps,
@@ -49,6 +51,30 @@ struct milter_callbacks {
 	void	(*abort)(struct milter_conn *c);
 	void	(*close)(struct milter_conn *c);
 };
+
+/* One implementation of the functions below. */
+struct milter_engine {
+	const char *name;		/* "libmilter" or "builtin", as in mxgate.conf */
+	void   *(*getpriv)(const struct milter_conn *c);
+	void	(*setpriv)(struct milter_conn *c, void *priv);
+	const char *(*getsymval)(const struct milter_conn *c, const char *name);
+	int	(*setsymlist)(struct milter_conn *c, int stage, const char *macros);
+	int	(*setreply)(struct milter_conn *c, const char *code, const char *dsn, const char *text);
+	int	(*quarantine)(struct milter_conn *c, const char *reason);
+	int	(*addheader)(struct milter_conn *c, const char *name, const char *value);
+	int	(*listen)(const struct milter_socket *sock);
+	int	(*run)(const struct milter_callbacks *cb, unsigned idle_timeout);
+	void	(*stop)(void);
+	/* Its run-time takes SIGTERM/SIGINT/SIGHUP itself (libmilter's signal thread). */
+	bool	own_stop_signals;
+};
+
+extern const struct milter_engine milter_engine_libmilter;
+extern const struct milter_engine milter_engine_builtin;
+
+/* Choose the implementation (before milter_listen); the builtin one until then. */
+void	milter_use(const struct milter_engine *engine);
+const struct milter_engine *milter_current(void);
 
 /* The filter's own pointer on a connection (NULL until set). */
 void   *milter_getpriv(const struct milter_conn *c);
@@ -71,31 +97,28 @@ int	milter_quarantine(struct milter_conn *c, const char *reason);
 int	milter_addheader(struct milter_conn *c, const char *name, const char *value);
 
 /*
- * Open the listening socket of SPEC ("inet:PORT[@HOST]", "inet6:PORT[@HOST]",
- * "unix:PATH", "local:PATH" or "/PATH", as libmilter's smfi_setconn() takes
- * them; a stale unix socket is removed first).
+ * Open the listening socket (a unix socket another process still listens
+ * on is refused, a stale one removed: milter_socket_unix_claim()).
  * Logs and returns -1 on failure.
  */
-int	milter_listen(const char *spec);
+int	milter_listen(const struct milter_socket *sock);
 
 /*
- * Serve connections with cb until milter_stop(); idle_timeout is how long
- * a connection may wait for the MTA's next command (seconds).  Returns 0
- * once every connection thread has ended, -1 if none could start.
+ * Serve connections with cb until milter_stop() (or, for an engine with
+ * own_stop_signals, a stop signal); idle_timeout is how long a connection
+ * may wait for the MTA's next command (seconds).  Returns 0 once no
+ * callback runs any more and none will start, -1 if serving failed.
  */
 int	milter_run(const struct milter_callbacks *cb, unsigned idle_timeout);
 
-/*
- * From any thread: stop accepting and end the open connections at once
- * (an MTA in mid-conversation applies its default action for a filter
- * that went away: Postfix's milter_default_action, tempfail by default).
- */
+/* From any thread: stop accepting; milter_run() then returns. */
 void	milter_stop(void);
 
 /*
- * Without a socket, for the fuzz target and unit tests: a connection whose
- * replies are collected in memory.  milter_conn_feed() hands it bytes as
- * they would arrive; it returns false once the connection would be closed.
+ * The builtin engine without a socket, for the fuzz target and unit tests:
+ * a connection whose replies are collected in memory (it selects the
+ * builtin engine).  milter_conn_feed() hands it bytes as they would
+ * arrive; it returns false once the connection would be closed.
  * milter_conn_output() gives the replies written so far and forgets them.
  */
 struct milter_conn *milter_conn_new(const struct milter_callbacks *cb);

@@ -2,11 +2,14 @@
  * main.c - options, configuration, privileges, signals, then milter_run.
  *
  * Order matters: the configuration is loaded (and rejected with exit 1)
- * before anything is opened; the milter socket is opened as root, then the
- * process detaches, writes its pidfile and drops to `user`; the signals
- * mxgate handles are blocked before any thread starts, so only the reload
- * thread receives SIGUSR1 and only the stop thread SIGTERM, SIGINT and
- * SIGHUP (a stop, as libmilter's signal thread made it: SPEC.md).
+ * before anything is opened; the engine is chosen (`engine`, libmilter by
+ * default); the milter socket is opened as root, then the process
+ * detaches, writes its pidfile and drops to `user`.  The signals mxgate
+ * handles are blocked before any thread starts, and each has exactly one
+ * thread waiting for it: SIGUSR1 the reload thread; SIGTERM, SIGINT and
+ * SIGHUP (stop) libmilter's own signal thread under libmilter, mxgate's
+ * stop thread under the builtin engine.  Both end milter_run(), and the
+ * same teardown follows.
  */
 
 #include <errno.h>
@@ -25,6 +28,7 @@
 #include "config.h"
 #include "engine.h"
 #include "log.h"
+#include "milter_socket.h"
 #include "services.h"
 
 #ifndef SYSCONFDIR
@@ -60,6 +64,17 @@ report_log(void *arg, const char *message)
 	log_error("%s", message);
 }
 
+/* mxgate's version, and that of the libmilter it runs on by default. */
+static void
+print_version(void)
+{
+	unsigned major = 0, minor = 0, patch = 0;
+
+	printf("mxgate %s\n", PACKAGE_VERSION);
+	if (smfi_version(&major, &minor, &patch) == MI_SUCCESS)
+		printf("libmilter %u.%u.%u\n", major, minor, patch);
+}
+
 static void
 parse_options(int argc, char **argv, struct options *opt)
 {
@@ -82,7 +97,7 @@ parse_options(int argc, char **argv, struct options *opt)
 			opt->test_only = true;
 			break;
 		case 'V':
-			printf("mxgate %s\n", PACKAGE_VERSION);
+			print_version();
 			exit(0);
 		default:
 			usage();
@@ -115,6 +130,10 @@ reload_main(void *arg)
 				  path ? path : "(defaults)");
 			continue;
 		}
+		if (strcmp(config_engine_name(cfg->engine), milter_current()->name) != 0)
+			log_warning("%s: engine \"%s\" takes a restart; the %s engine keeps running",
+				    path ? path : "(defaults)", config_engine_name(cfg->engine),
+				    milter_current()->name);
 		log_set_level(cfg->log_level);
 		config_install(cfg);
 		cfg = config_current();
@@ -125,7 +144,7 @@ reload_main(void *arg)
 	return NULL;
 }
 
-/* The stop thread: SIGTERM, SIGINT or SIGHUP ends milter_run(). */
+/* The builtin engine's stop thread: SIGTERM, SIGINT or SIGHUP ends milter_run(). */
 static void *
 stop_main(void *arg)
 {
@@ -188,23 +207,12 @@ write_pidfile(const char *path)
 	return fclose(fp) == 0;
 }
 
-/* The path of a unix: or local: socket spec, or NULL. */
-static const char *
-unix_socket_path(const char *spec)
-{
-	if (strncmp(spec, "unix:", 5) == 0)
-		return spec + 5;
-	if (strncmp(spec, "local:", 6) == 0)
-		return spec + 6;
-	return NULL;
-}
-
 /* Started as root with user set: hand the socket over, then become user. */
 static bool
-drop_privileges(const char *user, const char *socket_spec)
+drop_privileges(const char *user, const struct milter_socket *sock)
 {
 	struct passwd *pw;
-	const char *path = unix_socket_path(socket_spec);
+	const char *path = sock->family == MILTER_SOCKET_UNIX ? sock->path : NULL;
 
 	if (*user == '\0' || geteuid() != 0)
 		return true;
@@ -228,6 +236,9 @@ main(int argc, char **argv)
 	struct options opt;
 	struct config *cfg;
 	const char *socket_spec;
+	struct milter_socket sock;
+	char	why[300];
+	const struct milter_engine *engine;
 	pthread_t reloader, stopper;
 	sigset_t set;
 	mode_t	old_mask;
@@ -246,15 +257,22 @@ main(int argc, char **argv)
 		return 1;
 	}
 	socket_spec = opt.socket ? opt.socket : cfg->socket;
+	if (!milter_socket_parse(socket_spec, &sock, why, sizeof(why))) {
+		fprintf(stderr, "mxgate: -p %s\n", why);
+		config_release(cfg);
+		return 1;
+	}
+	engine = cfg->engine == ENGINE_BUILTIN ? &milter_engine_builtin : &milter_engine_libmilter;
+	milter_use(engine);
 	log_open("mxgate", cfg->syslog_facility, opt.foreground);
 	log_set_level(cfg->log_level);
 	config_install(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	/*
-	 * Blocked from here on, in every thread mxgate starts: SIGUSR1 is for
-	 * the reload thread, SIGTERM/SIGINT/SIGHUP for the stop thread (one
-	 * that arrives before it runs waits for it); any other thread would
-	 * take them with their default action (death).
+	 * Blocked from here on, in every thread mxgate or libmilter starts:
+	 * SIGUSR1 is for the reload thread, SIGTERM/SIGINT/SIGHUP for the one
+	 * stop thread (one that arrives before it runs waits for it); any other
+	 * thread would take them with their default action (death).
 	 */
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
@@ -265,7 +283,7 @@ main(int argc, char **argv)
 
 	/* srwxrwx---: the MTA reaches it through the group of `user`. */
 	old_mask = umask(007);
-	if (milter_listen(socket_spec) != 0) {
+	if (milter_listen(&sock) != 0) {
 		umask(old_mask);
 		log_error("cannot open milter socket %s", socket_spec);
 		return 1;
@@ -274,7 +292,7 @@ main(int argc, char **argv)
 	if (!opt.foreground)
 		daemonize();
 	cfg = config_current();
-	if (!write_pidfile(cfg->pidfile) || !drop_privileges(cfg->user, socket_spec)) {
+	if (!write_pidfile(cfg->pidfile) || !drop_privileges(cfg->user, &sock)) {
 		config_release(cfg);
 		return 1;
 	}
@@ -284,13 +302,13 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (pthread_create(&reloader, NULL, reload_main, (void *)opt.config_path) != 0 ||
-	    pthread_create(&stopper, NULL, stop_main, NULL) != 0) {
+	    (!engine->own_stop_signals && pthread_create(&stopper, NULL, stop_main, NULL) != 0)) {
 		log_error("cannot start the reload and stop threads");
 		config_release(cfg);
 		return 1;
 	}
-	log_info("mxgate %s listening on %s (configuration %s)", PACKAGE_VERSION,
-		 socket_spec, opt.config_path ? opt.config_path : "(defaults)");
+	log_info("mxgate %s listening on %s (engine %s, configuration %s)", PACKAGE_VERSION,
+		 socket_spec, engine->name, opt.config_path ? opt.config_path : "(defaults)");
 	/*
 	 * How long a connection may wait for the MTA's next command: libmilter's
 	 * 7210 s.  The socket is quiet while a client sends a message that still
@@ -300,8 +318,10 @@ main(int argc, char **argv)
 	 */
 	status = milter_run(&mxgate_callbacks, 7210);
 	log_info("mxgate stopping");
-	pthread_cancel(stopper);	/* gone already after a signal; not if milter_run failed */
-	pthread_join(stopper, NULL);
+	if (!engine->own_stop_signals) {
+		pthread_cancel(stopper);	/* gone already after a signal; not if milter_run failed */
+		pthread_join(stopper, NULL);
+	}
 	pthread_cancel(reloader);
 	pthread_join(reloader, NULL);
 	services_stop();

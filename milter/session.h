@@ -2,9 +2,9 @@
  * session.h - per-connection and per-transaction state.
  *
  * One struct session hangs on each milter connection (milter_setpriv).
- * A connection's callbacks run on its own thread, one at a time (engine.c),
- * so a session needs no lock; nothing else may keep a
- * pointer into it.  Strings from the MTA are copied into fixed fields sized
+ * A connection's callbacks run one at a time (engine.h; under libmilter
+ * not always on the same thread), so a session needs no lock; nothing
+ * else may keep a pointer into it.  Strings from the MTA are copied into fixed fields sized
  * by RFC 5321 (with room to spare); a copy that does not fit is marked
  * truncated, and checks treat truncation as a policy event.
  */

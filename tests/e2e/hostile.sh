@@ -443,21 +443,39 @@ def macros():
 
 
 def macros_odd_count():
-    # Debian's libmilter stepped through a macro list two entries at a time
-    # and read past the end of an odd-length one (SIGSEGV); the engine must
-    # serve every session.
+    # libmilter steps through a macro list two entries at a time and reads
+    # past the end of an odd-length one (SIGSEGV in Debian's 8.17).  The
+    # builtin engine reads such a list in place; under libmilter mxgate's
+    # guard catches the fault and MAIL gets a temporary failure.  Either
+    # way every session is answered: MAIL continues or tempfails (and an
+    # MTA sends no RCPT after a tempfail), RCPT gets its HELO refusal.
+    answered = tempfails = 0
     for i in range(50):
         data = b"M{a}\0" + b"x" * (i * 7 % 300) + b"\0{b}\0" if i % 2 else b"M{auth_authen}\0alice"
         try:
             c = session(b"localhost")
             c.send(b"D", data)
-            c.mail(b"<sender@example.net>")
-            c.rcpt(b"<rcpt@example.org>")
+            m = c.mail(b"<sender@example.net>")
+            if is_continue(m):
+                r = c.rcpt(b"<rcpt@example.org>")
+                if reply_problem(r, b"504 5.5.2 ") is not None:
+                    check(False, "50 sessions with odd-length MAIL macro lists: each answered",
+                          "session %d: RCPT %s" % (i, reply_problem(r, b"504 5.5.2 ")))
+                    return
+            elif isinstance(m, tuple) and m[0] == b"t":
+                tempfails += 1
+            else:
+                check(False, "50 sessions with odd-length MAIL macro lists: each answered",
+                      "session %d: MAIL got %r" % (i, m))
+                return
+            answered += 1
             c.quit()
         except (Closed, OSError) as e:
-            check(False, "50 sessions with odd-length MAIL macro lists", "session %d: %s" % (i, e))
+            check(False, "50 sessions with odd-length MAIL macro lists: each answered",
+                  "session %d: %s" % (i, e))
             return
-    check(True, "50 sessions with odd-length MAIL macro lists")
+    check(answered == 50, "50 sessions with odd-length MAIL macro lists: each answered",
+          "%d answered, %d MAIL tempfails" % (answered, tempfails))
 
 
 def connects():

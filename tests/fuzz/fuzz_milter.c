@@ -1,5 +1,5 @@
 /*
- * fuzz_milter.c - libFuzzer target for engine.c, the milter protocol engine.
+ * fuzz_milter.c - libFuzzer target for the builtin milter protocol engine (milter_proto.c).
  *
  * The input is a control byte, then the bytes an MTA sends.  They are fed
  * to an in-memory connection (milter_conn_new) in four pieces cut where

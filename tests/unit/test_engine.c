@@ -1,5 +1,5 @@
 /*
- * test_engine.c - unit tests for engine.c, the milter protocol engine,
+ * test_engine.c - unit tests for the builtin milter protocol engine (milter_proto.c),
  * through its in-memory connections (milter_conn_new/feed/output/free)
  * and a table of stub callbacks defined here, not callbacks.c.
  *

@@ -1,38 +1,30 @@
 /*
- * engine.c - mxgate's milter protocol engine (see engine.h).
+ * milter_proto.c - the milter protocol of mxgate's own engine: packets in,
+ * replies out, for one connection (see engine.h, milter_builtin.h).
  *
  * A packet is a 4-byte big-endian length, a command byte and length-1
  * bytes of data.  The MTA's packets are parsed from a per-connection input
  * buffer, each is handled in order, and the replies they produce collect in
- * an output buffer written once before the next read.  Anything malformed
- * (a length over ENGINE_MAX_DATA, a string without its NUL, a command
- * before negotiation, an unknown command) ends the connection, as libmilter
- * does: the MTA then applies its own default for a broken filter
- * (Postfix's milter_default_action, tempfail by default).  Macro lists are
- * kept as the MTA sent them, one per stage, and read in place; an odd
- * number of strings drops the last name, never reads past the list.
+ * an output buffer that milter_pool.c writes once before the next read.
+ * Anything malformed (a length over ENGINE_MAX_DATA, a string without its
+ * NUL, a command before negotiation, an unknown command) ends the
+ * connection, as libmilter does: the MTA then applies its own default for a
+ * broken filter (Postfix's milter_default_action, tempfail by default).
+ * Macro lists are kept as the MTA sent them, one per stage, and read in
+ * place; an odd number of strings drops the last name, never reads past
+ * the list.  The in-memory connections of the unit tests and the fuzzer are
+ * here too.
  *
- * Thread-safety: a connection is touched only by the thread serving it;
- * the engine's shared state (the pool counters, the list of open
- * connections for milter_stop) is under one mutex, never held across I/O.
+ * Thread-safety: a connection is touched only by the thread serving it.
  */
-#include "engine.h"
+#include "milter_builtin.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <libmilter/mfdef.h>
-#include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <sys/time.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -40,32 +32,6 @@
 #define ENGINE_HEADER		4		/* the length word */
 #define ENGINE_IN_START		8192
 #define ENGINE_OUT_START	1024
-#define ENGINE_START_THREADS	4		/* waiting in accept() from the start */
-#define ENGINE_MAX_IDLE		32		/* more idle threads than this exit */
-#define ENGINE_MAX_THREADS	4096		/* connections served at once */
-#define ENGINE_STOP_WAIT_S	5		/* then a warning names the threads stop waits for */
-#define ENGINE_STAGES		(SMFIM_LAST + 1)
-
-struct milter_conn {
-	int	fd;			/* -1: in memory (milter_conn_new) */
-	const struct milter_callbacks *cb;
-	void   *priv;
-	bool	negotiated;
-	bool	in_eom;			/* header and quarantine actions allowed */
-	bool	closed;			/* in memory: the connection would have ended */
-	unsigned long actions;		/* SMFIF_* agreed with the MTA */
-	unsigned long steps;		/* SMFIP_* agreed with the MTA */
-	char   *symlist[ENGINE_STAGES];	/* macro names asked for, by stage */
-	char   *macros[ENGINE_STAGES];	/* "name\0value\0..." as sent, by stage */
-	size_t	macros_len[ENGINE_STAGES];
-	char	reply[ENGINE_REPLY_MAX];	/* "" or the text of the next refusal */
-	uint8_t *in;
-	size_t	in_len, in_cap;
-	uint8_t *out;
-	size_t	out_len, out_cap;
-	bool	out_failed;		/* a reply could not be buffered */
-	struct milter_conn *prev, *next;	/* open connections (milter_stop) */
-};
 
 /* ---- replies ------------------------------------------------------------ */
 
@@ -146,13 +112,13 @@ out_status(struct milter_conn *c, unsigned long nr_bit, sfsistat r)
 /* ---- what callbacks call ---------------------------------------------- */
 
 void   *
-milter_getpriv(const struct milter_conn *c)
+proto_getpriv(const struct milter_conn *c)
 {
 	return c->priv;
 }
 
 void
-milter_setpriv(struct milter_conn *c, void *priv)
+proto_setpriv(struct milter_conn *c, void *priv)
 {
 	c->priv = priv;
 }
@@ -179,7 +145,7 @@ macro_find(const char *list, size_t len, const char *name, size_t name_len)
 }
 
 const char *
-milter_getsymval(const struct milter_conn *c, const char *name)
+proto_getsymval(const struct milter_conn *c, const char *name)
 {
 	/* The latest stage first: a macro the MTA sent again is newer there. */
 	static const int order[] = {SMFIM_EOM, SMFIM_EOH, SMFIM_DATA, SMFIM_ENVRCPT,
@@ -208,7 +174,7 @@ milter_getsymval(const struct milter_conn *c, const char *name)
 }
 
 int
-milter_setsymlist(struct milter_conn *c, int stage, const char *macros)
+proto_setsymlist(struct milter_conn *c, int stage, const char *macros)
 {
 	char   *copy;
 
@@ -243,7 +209,7 @@ dsn_valid(const char *dsn, char class)
 }
 
 int
-milter_setreply(struct milter_conn *c, const char *code, const char *dsn, const char *text)
+proto_setreply(struct milter_conn *c, const char *code, const char *dsn, const char *text)
 {
 	int	n;
 
@@ -266,7 +232,7 @@ milter_setreply(struct milter_conn *c, const char *code, const char *dsn, const 
 }
 
 int
-milter_quarantine(struct milter_conn *c, const char *reason)
+proto_quarantine(struct milter_conn *c, const char *reason)
 {
 	const void *part = reason;
 	size_t	len;
@@ -279,7 +245,7 @@ milter_quarantine(struct milter_conn *c, const char *reason)
 }
 
 int
-milter_addheader(struct milter_conn *c, const char *name, const char *value)
+proto_addheader(struct milter_conn *c, const char *name, const char *value)
 {
 	const void *parts[2] = {name, value};
 	size_t	lens[2];
@@ -559,8 +525,8 @@ on_packet(struct milter_conn *c, uint8_t cmd, const uint8_t *data, size_t len)
 }
 
 /* Handle every whole packet in the input buffer; false when the connection must end. */
-static bool
-conn_process(struct milter_conn *c)
+bool
+proto_process(struct milter_conn *c)
 {
 	size_t	off = 0;
 	bool	open = true;
@@ -588,8 +554,8 @@ conn_process(struct milter_conn *c)
 }
 
 /* Room for the rest of the packet being read (or one more read); false if out of memory. */
-static bool
-in_reserve(struct milter_conn *c)
+bool
+proto_in_reserve(struct milter_conn *c)
 {
 	size_t	need = ENGINE_IN_START, cap;
 	uint8_t *p;
@@ -615,8 +581,8 @@ in_reserve(struct milter_conn *c)
 
 /* ---- connections -------------------------------------------------------- */
 
-static struct milter_conn *
-conn_new(const struct milter_callbacks *cb, int fd)
+struct milter_conn *
+proto_conn_new(const struct milter_callbacks *cb, int fd)
 {
 	struct milter_conn *c = calloc(1, sizeof(*c));
 
@@ -628,8 +594,8 @@ conn_new(const struct milter_callbacks *cb, int fd)
 }
 
 /* The end of a connection: the filter's close, then everything freed. */
-static void
-conn_free(struct milter_conn *c)
+void
+proto_conn_free(struct milter_conn *c)
 {
 	if (c == NULL)
 		return;
@@ -648,7 +614,8 @@ conn_free(struct milter_conn *c)
 struct milter_conn *
 milter_conn_new(const struct milter_callbacks *cb)
 {
-	return conn_new(cb, -1);
+	milter_use(&milter_engine_builtin);
+	return proto_conn_new(cb, -1);
 }
 
 bool
@@ -659,7 +626,7 @@ milter_conn_feed(struct milter_conn *c, const void *data, size_t len)
 	while (!c->closed && len > 0) {
 		size_t	n;
 
-		if (!in_reserve(c)) {
+		if (!proto_in_reserve(c)) {
 			c->closed = true;
 			break;
 		}
@@ -667,7 +634,7 @@ milter_conn_feed(struct milter_conn *c, const void *data, size_t len)
 		memcpy(c->in + c->in_len, p, n);
 		c->in_len += n;
 		p += n, len -= n;
-		if (!conn_process(c))
+		if (!proto_process(c))
 			c->closed = true;
 	}
 	return !c->closed;
@@ -684,352 +651,5 @@ milter_conn_output(struct milter_conn *c, size_t *len)
 void
 milter_conn_free(struct milter_conn *c)
 {
-	conn_free(c);
-}
-
-/* Write the queued replies; false when the MTA is gone. */
-static bool
-conn_flush(struct milter_conn *c)
-{
-	size_t	off = 0;
-
-	while (off < c->out_len) {
-		ssize_t	n = send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		off += (size_t)n;
-	}
-	c->out_len = 0;
-	return true;
-}
-
-/* Serve one accepted connection until it ends. */
-static void
-conn_serve(struct milter_conn *c)
-{
-	for (;;) {
-		ssize_t	n;
-		bool	open;
-
-		if (!in_reserve(c))
-			break;
-		n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;	/* the MTA closed, or idle_timeout (SO_RCVTIMEO) passed */
-		c->in_len += (size_t)n;
-		open = conn_process(c);
-		if (c->out_len > 0 && !conn_flush(c))
-			break;
-		if (!open)
-			break;
-	}
-}
-
-/* ---- listening and the thread pool -------------------------------------- */
-
-static struct {
-	int	fd;
-	char	unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	const struct milter_callbacks *cb;
-	unsigned timeout;
-	pthread_mutex_t lock;
-	pthread_cond_t changed;
-	unsigned threads, idle;
-	bool	stopping;
-	struct milter_conn *open;
-} eng = {
-	.fd = -1,
-	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.changed = PTHREAD_COND_INITIALIZER,
-};
-
-static int
-listen_unix(const char *path)
-{
-	struct sockaddr_un sun;
-	struct stat st;
-	int	fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (*path == '\0' || strlen(path) >= sizeof(sun.sun_path)) {
-		log_error("milter socket path \"%s\": empty or too long", path);
-		return -1;
-	}
-	strcpy(sun.sun_path, path);
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			log_error("milter socket %s: exists and is not a socket", path);
-			return -1;
-		}
-		/* Left by an earlier run, unless a running mxgate still answers on it. */
-		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0 &&
-		    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-			close(fd);
-			log_error("milter socket %s: another process is listening on it", path);
-			return -1;
-		}
-		if (fd >= 0)
-			close(fd);
-		unlink(path);
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 || listen(fd, SOMAXCONN) != 0) {
-		log_error("milter socket %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	strcpy(eng.unix_path, path);
-	return fd;
-}
-
-static int
-listen_inet(int family, const char *where)
-{
-	char	port[64], host[256];
-	const char *at = strchr(where, '@');
-	struct addrinfo hints, *res = NULL, *ai;
-	int	fd = -1, err, one = 1;
-	size_t	plen = at ? (size_t)(at - where) : strlen(where);
-
-	if (plen == 0 || plen >= sizeof(port) || (at && strlen(at + 1) >= sizeof(host))) {
-		log_error("milter socket: bad port or host in \"%s\"", where);
-		return -1;
-	}
-	memcpy(port, where, plen);
-	port[plen] = '\0';
-	host[0] = '\0';
-	if (at != NULL) {
-		const char *h = at + 1;
-		size_t	hlen = strlen(h);
-
-		if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']')
-			h++, hlen -= 2;
-		memcpy(host, h, hlen);
-		host[hlen] = '\0';
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = family;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	if ((err = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) != 0) {
-		log_error("milter socket %s: %s", where, gai_strerror(err));
-		return -1;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol)) < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
-			break;
-		err = errno;
-		close(fd);
-		fd = -1;
-		errno = err;
-	}
-	if (fd < 0)
-		log_error("milter socket %s: %s", where, strerror(errno));
-	freeaddrinfo(res);
-	return fd;
-}
-
-int
-milter_listen(const char *spec)
-{
-	int	fd;
-
-	if (strncasecmp(spec, "unix:", 5) == 0)
-		fd = listen_unix(spec + 5);
-	else if (strncasecmp(spec, "local:", 6) == 0)
-		fd = listen_unix(spec + 6);
-	else if (strncasecmp(spec, "inet:", 5) == 0)
-		fd = listen_inet(AF_INET, spec + 5);
-	else if (strncasecmp(spec, "inet6:", 6) == 0)
-		fd = listen_inet(AF_INET6, spec + 6);
-	else if (spec[0] == '/')
-		fd = listen_unix(spec);	/* smfi_setconn() takes a bare path too */
-	else {
-		log_error("milter socket \"%s\": want inet:PORT@HOST, inet6:PORT@HOST or unix:PATH", spec);
-		return -1;
-	}
-	if (fd < 0)
-		return -1;
-	eng.fd = fd;
-	return 0;
-}
-
-static void *worker_main(void *arg);
-
-/* One more thread waiting in accept(); with eng.lock held. */
-static void
-spawn_locked(void)
-{
-	pthread_t t;
-	pthread_attr_t attr;
-
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, worker_main, NULL) == 0) {
-		eng.threads++;
-		eng.idle++;
-	} else
-		log_warning("cannot start a milter thread: %s", strerror(errno));
-	pthread_attr_destroy(&attr);
-}
-
-/*
- * How long a connection may wait on the MTA (SO_RCVTIMEO, SO_SNDTIMEO), and
- * no Nagle delay for TCP (the replies of a batch go out in one write
- * anyway).  Linux copies a TCP listener's options to each accepted socket,
- * so they are set once on the listener; a unix socket's connections
- * inherit nothing and are set one by one.
- */
-static void
-socket_options(int fd, bool tcp)
-{
-	struct timeval tv = {.tv_sec = (time_t)eng.timeout};
-	int	one = 1;
-
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (tcp)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-static void *
-worker_main(void *arg)
-{
-	(void)arg;
-	pthread_mutex_lock(&eng.lock);
-	for (;;) {
-		struct milter_conn *c;
-		int	fd, err;
-
-		/* idle: waiting in accept() */
-		pthread_mutex_unlock(&eng.lock);
-		fd = accept4(eng.fd, NULL, NULL, SOCK_CLOEXEC);
-		err = errno;
-		pthread_mutex_lock(&eng.lock);
-		if (eng.stopping) {
-			if (fd >= 0)
-				close(fd);
-			eng.idle--;
-			break;
-		}
-		if (fd < 0) {
-			if (err != EINTR && err != ECONNABORTED && err != EAGAIN) {
-				/* Out of descriptors or memory: pause, log once in a while. */
-				static time_t logged;	/* under eng.lock */
-				time_t	now = time(NULL);
-				bool	say = now - logged >= 10;
-
-				if (say)
-					logged = now;
-				pthread_mutex_unlock(&eng.lock);
-				if (say)
-					log_warning("milter accept: %s", strerror(err));
-				usleep(100000);
-				pthread_mutex_lock(&eng.lock);
-			}
-			continue;
-		}
-		if ((c = conn_new(eng.cb, fd)) == NULL) {
-			close(fd);
-			continue;
-		}
-		/* busy: the last idle thread starts a spare before it serves */
-		if (--eng.idle == 0 && eng.threads < ENGINE_MAX_THREADS)
-			spawn_locked();
-		c->next = eng.open;
-		if (eng.open != NULL)
-			eng.open->prev = c;
-		eng.open = c;
-		pthread_mutex_unlock(&eng.lock);
-
-		if (eng.unix_path[0] != '\0')
-			socket_options(fd, false);
-		conn_serve(c);
-
-		pthread_mutex_lock(&eng.lock);
-		if (c->prev != NULL)
-			c->prev->next = c->next;
-		else
-			eng.open = c->next;
-		if (c->next != NULL)
-			c->next->prev = c->prev;
-		pthread_mutex_unlock(&eng.lock);
-		conn_free(c);	/* the filter's close runs outside the lock */
-		pthread_mutex_lock(&eng.lock);
-		if (eng.stopping || eng.idle >= ENGINE_MAX_IDLE)
-			break;
-		eng.idle++;
-	}
-	eng.threads--;
-	pthread_cond_broadcast(&eng.changed);
-	pthread_mutex_unlock(&eng.lock);
-	return NULL;
-}
-
-int
-milter_run(const struct milter_callbacks *cb, unsigned idle_timeout)
-{
-	struct timespec until;
-
-	if (eng.fd < 0)
-		return -1;
-	pthread_mutex_lock(&eng.lock);
-	eng.cb = cb;
-	eng.timeout = idle_timeout;
-	if (eng.unix_path[0] == '\0')
-		socket_options(eng.fd, true);
-	for (int i = 0; i < ENGINE_START_THREADS; i++)
-		spawn_locked();
-	if (eng.threads == 0) {
-		pthread_mutex_unlock(&eng.lock);
-		return -1;
-	}
-	while (!eng.stopping)
-		pthread_cond_wait(&eng.changed, &eng.lock);
-	/*
-	 * Wake the threads in accept() and end the open connections: an MTA in
-	 * mid-conversation sees the filter go away and applies its default
-	 * action, as it would when a libmilter filter exits.
-	 */
-	shutdown(eng.fd, SHUT_RDWR);
-	for (struct milter_conn *c = eng.open; c != NULL; c = c->next)
-		shutdown(c->fd, SHUT_RDWR);
-	/*
-	 * Every thread must be gone before main() tears down what callbacks
-	 * use; a thread still in a callback is bounded by its back end's
-	 * timeout, so this ends.
-	 */
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ENGINE_STOP_WAIT_S;
-	while (eng.threads > 0) {
-		if (pthread_cond_timedwait(&eng.changed, &eng.lock, &until) == ETIMEDOUT) {
-			log_warning("stopping: waiting for %u milter threads still in a callback", eng.threads);
-			until.tv_sec += 3600;
-		}
-	}
-	pthread_mutex_unlock(&eng.lock);
-	close(eng.fd);
-	eng.fd = -1;
-	if (eng.unix_path[0] != '\0')
-		unlink(eng.unix_path);
-	return 0;
-}
-
-void
-milter_stop(void)
-{
-	pthread_mutex_lock(&eng.lock);
-	eng.stopping = true;
-	pthread_cond_broadcast(&eng.changed);
-	pthread_mutex_unlock(&eng.lock);
+	proto_conn_free(c);
 }
