@@ -23,21 +23,25 @@
 /*
  * Macros each stage reads: {daemon_name} for helo.exempt_daemons (asked
  * for only when the list is not empty), {auth_authen} for exemptions, {i}
- * for logs.  Every macro packet costs both sides a read and a poll
- * (PERF-NOTES.md), so the other stages get an empty list: Postfix opens the
- * queue file only after the first accepted RCPT, so {i} later than MAIL
- * would only name the queue in the logs of a message's later recipients.
+ * for logs.  Every macro packet costs both sides a read and a poll, so the
+ * other stages ask for NO_MACROS, a name no MTA defines: Postfix reads an
+ * empty list as "my defaults" (milter_connect_macros and the like, 0.15 ms
+ * of CPU per message for macros nobody reads).  Postfix opens the queue
+ * file only after the first accepted RCPT, so {i} later than MAIL would
+ * only name the queue in the logs of a message's later recipients.
  */
+#define NO_MACROS "{mxgate_none}"
+
 static const struct {
 	int	stage;
 	const char *macros;
 } symlists[] = {
-	{SMFIM_CONNECT, ""},
-	{SMFIM_HELO, ""},
+	{SMFIM_CONNECT, NO_MACROS},
+	{SMFIM_HELO, NO_MACROS},
 	{SMFIM_ENVFROM, "{auth_authen} {i}"},
-	{SMFIM_ENVRCPT, ""},
-	{SMFIM_DATA, ""},
-	{SMFIM_EOM, ""},
+	{SMFIM_ENVRCPT, NO_MACROS},
+	{SMFIM_DATA, NO_MACROS},
+	{SMFIM_EOM, NO_MACROS},
 };
 
 /* Protocol steps mxgate never needs, and replies it never gives. */

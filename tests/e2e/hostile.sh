@@ -442,6 +442,17 @@ def macros():
     c.quit()
 
 
+def negotiation_lists():
+    # Postfix sends its default macros for a stage whose list is empty, so
+    # a stage that needs none names a macro no MTA has.
+    c = Conn().optneg()
+    want = {0: b"{mxgate_none}", 1: b"{mxgate_none}", 2: b"{auth_authen} {i}",
+            3: b"{mxgate_none}", 4: b"{mxgate_none}", 5: b"{mxgate_none}"}
+    got = {k: v for k, v in c.symlists.items() if k in want}
+    check(got == want, "negotiation: macro lists ask for nothing a stage does not read", repr(c.symlists))
+    c.close()
+
+
 def macros_odd_count():
     # libmilter steps through a macro list two entries at a time and reads
     # past the end of an odd-length one (SIGSEGV in Debian's 8.17).  The
@@ -652,7 +663,8 @@ def stalled_clients():
 ATTACKS = [helo_64k, helo_64k_fqdn_like, helo_64k_literal, helo_percent, helo_over_limit, helo_crlf,
            helo_non_ascii, helo_nul, helo_unterminated, mail_rcpt_64k, mail_odd_args,
            mail_unterminated, out_of_order, helo_after_mail, macros, connects, garbage_packets,
-           negotiations, quit_new_connection, aborts, abrupt_closes, stalled_clients, macros_odd_count]
+           negotiations, quit_new_connection, aborts, abrupt_closes, stalled_clients, macros_odd_count,
+           negotiation_lists]
 
 only = sys.argv[1:]
 if only == ["probe"]:

@@ -225,6 +225,12 @@ class Milter:
         if cmd != SMFIC_OPTNEG or len(data) < 12:
             raise ProtocolError("negotiation answered %r" % cmd)
         self.version, self.actions, self.pflags = struct.unpack(">III", data[:12])
+        # then the macro lists asked for: 4-byte stage, NUL-terminated names
+        self.symlists, rest = {}, data[12:]
+        while len(rest) >= 5 and b"\0" in rest[4:]:
+            stage, = struct.unpack(">I", rest[:4])
+            names, rest = rest[4:].split(b"\0", 1)
+            self.symlists[stage] = names
         return self
 
     def macro(self, stage, *items):
