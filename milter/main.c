@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,7 +111,15 @@ parse_options(int argc, char **argv, struct options *opt)
 		opt->config_path = NULL;
 }
 
-/* The reload thread: waits for SIGUSR1 and installs a new snapshot. */
+/* Set before the reload thread is woken for the last time at stop. */
+static atomic_bool reload_done;
+
+/*
+ * The reload thread: waits for SIGUSR1 and installs a new snapshot.  At
+ * stop it is woken with a SIGUSR1 of its own and returns; it is never
+ * cancelled, since a cancellation in the middle of a reload (file reads
+ * are cancellation points) would leave the configuration half-loaded.
+ */
 static void *
 reload_main(void *arg)
 {
@@ -123,6 +132,8 @@ reload_main(void *arg)
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
+		if (atomic_load(&reload_done))
+			break;
 		struct config *cfg = config_load(path, report_log, NULL);
 
 		if (cfg == NULL) {
@@ -322,7 +333,8 @@ main(int argc, char **argv)
 		pthread_cancel(stopper);	/* gone already after a signal; not if milter_run failed */
 		pthread_join(stopper, NULL);
 	}
-	pthread_cancel(reloader);
+	atomic_store(&reload_done, true);
+	pthread_kill(reloader, SIGUSR1);
 	pthread_join(reloader, NULL);
 	services_stop();
 	if (cfg->pidfile[0] != '\0')

@@ -131,6 +131,15 @@ lm_getsymval(const struct milter_conn *c, const char *name)
 		lm_guard = &env;
 		value = smfi_getsymval(ctx_of(c), (char *)name);
 	} else {
+		sigset_t faults;
+
+		/* Left by siglongjmp: the signal may still be blocked on this
+		 * thread (SA_NODEFER is not honoured where a sanitizer runs the
+		 * handler from its own), and a fault while it is blocked kills. */
+		sigemptyset(&faults);
+		sigaddset(&faults, SIGSEGV);
+		sigaddset(&faults, SIGBUS);
+		pthread_sigmask(SIG_UNBLOCK, &faults, NULL);
 		value = NULL;
 		if (w != NULL)
 			w->macro_fault = true;

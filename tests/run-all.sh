@@ -1,10 +1,24 @@
 #!/bin/bash
 # run-all.sh - the whole test suite, as README.md and .ci/run run it:
 #   1. install what is missing (Debian packages);
-#   2. build with warnings as errors and run every test (make check);
-#   3. build with ASan+UBSan and run every test again;
-#   4. run each libFuzzer target for a bounded time;
-#   5. make distcheck (with the unit tests).
+#   2. build with warnings as errors and run every test (make check, the
+#      default engine, libmilter), then the server tests again under the
+#      builtin engine;
+#   3. build with ASan+UBSan and do the same two passes;
+#   4. build with TSan (clang) and run the unit tests and the threaded
+#      server tests under the builtin engine, then those server tests under
+#      libmilter (with tests/tsan-libmilter.supp);
+#   5. run each libFuzzer target for a bounded time;
+#   6. make distcheck (with the unit tests).
+# The unit tests and the fuzz corpora do not depend on the engine: they run
+# once per build.  Each pass is counted on its own (make check rewrites the
+# .trs files of the tests it runs), and the logs of a pass's failing tests
+# are kept in BUILD/passes/ENGINE/.
+# Builds go to $MXGATE_BUILD_ROOT (default build/ in the source tree), in
+# default, asan, tsan and fuzz; build/local, where README.md's first
+# command builds, is left alone.  A source tree configured in place
+# (./configure run in it) is cleaned with make distclean first: configure
+# refuses to build out of tree from it.
 # Ends with "N passed, N failed, N skipped" over every TAP test point.
 # Exit status 0 only when nothing failed.
 set -u
@@ -17,22 +31,13 @@ jobs=${MXGATE_JOBS:-2}
 fuzz_seconds=${MXGATE_FUZZ_SECONDS:-30}
 passed=0 failed=0 skipped=0
 start=$SECONDS
+stage= stage_start=$SECONDS times=()
 
-note() { printf '\n=== %s (%ds)\n' "$*" $((SECONDS - start)); }
-
-# count_trs DIR: add the :test-result: lines of DIR's .trs files to the totals.
-count_trs() {
-    local p f s
-    p=$(find "$1" -name '*.trs' -exec grep -h '^:test-result: \(PASS\|XFAIL\)' {} + | wc -l)
-    f=$(find "$1" -name '*.trs' -exec grep -h '^:test-result: \(FAIL\|XPASS\|ERROR\)' {} + | wc -l)
-    s=$(find "$1" -name '*.trs' -exec grep -h '^:test-result: SKIP' {} + | wc -l)
-    echo "  $1: $p passed, $f failed, $s skipped"
-    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
-    find "$1" -name '*.trs' -exec grep -l '^:test-result: \(FAIL\|XPASS\|ERROR\)' {} + |
-        sed 's/\.trs$/.log/' | while read -r log; do
-            echo "---- $log"
-            grep -E '^(not ok|#|Bail)' "$log" | head -40
-        done
+# note TEXT: a heading; it also starts a new stage for the timing summary.
+note() {
+    [ -n "$stage" ] && times+=("$(printf '%6ds  %s' $((SECONDS - stage_start)) "$stage")")
+    stage=$* stage_start=$SECONDS
+    printf '\n=== %s (%ds)\n' "$*" $((SECONDS - start))
 }
 
 # one_result STATUS NAME: a stage that is a single test.
@@ -41,13 +46,103 @@ one_result() {
     else failed=$((failed + 1)); echo "  FAILED: $2"; fi
 }
 
+# show_logs FILE...: the last lines of each file that exists, under its name.
+show_logs() {
+    local f
+    for f in "$@"; do
+        [ -f "$f" ] || continue
+        echo "---- $f (last 30 lines)"
+        tail -30 "$f"
+    done
+}
+
+# make_var BUILD TARGET: what "make print-TARGET" prints in $builds/BUILD.
+make_var() {
+    (cd "$builds/$1" && make -s "print-$2" 2>/dev/null | tail -1)
+}
+
+# both LIST1 LIST2: the words of LIST1 that are also in LIST2, in order.
+both() {
+    local a b out=
+    for a in $1; do
+        for b in $2; do
+            [ "$a" = "$b" ] && { out+=" $a"; break; }
+        done
+    done
+    echo $out
+}
+
+# check_pass BUILD ENGINE LABEL TESTS [VAR=VALUE...]: one "make check
+# TESTS=..." in $builds/BUILD under ENGINE (libmilter: the daemon's default,
+# $MXGATE is the binary itself; builtin: through engine-wrap.sh), with the
+# extra environment given.  Counts the results of TESTS' .trs files only; a
+# test that left no .trs is a failure, and so is a make check that failed
+# while no test did.  Logs of failing tests are copied to passes/ENGINE/.
+check_pass() {
+    local build=$1 engine=$2 label=$3 tests=$4
+    shift 4
+    local dir=$builds/$build out=check-$engine.out keep=passes/$engine
+    local env_engine=(-u MXGATE_ENGINE) t base st p=0 f=0 s=0 bad=() shown=
+    [ "$engine" = libmilter ] || env_engine=(MXGATE_ENGINE="$engine")
+    note "tests: $label"
+    (cd "$dir" && env "${env_engine[@]}" "$@" make check TESTS="$tests" >"$out" 2>&1)
+    st=$?
+    rm -rf "${dir:?}/$keep" && mkdir -p "$dir/$keep"
+    for t in $tests; do
+        base=${t%.sh}
+        if [ ! -f "$dir/$base.trs" ]; then
+            f=$((f + 1)) bad+=("$t: no result (.trs) file")
+            continue
+        fi
+        p=$((p + $(grep -c '^:test-result: \(PASS\|XFAIL\)' "$dir/$base.trs")))
+        s=$((s + $(grep -c '^:test-result: SKIP' "$dir/$base.trs")))
+        if grep -q '^:test-result: \(FAIL\|XPASS\|ERROR\)' "$dir/$base.trs"; then
+            f=$((f + $(grep -c '^:test-result: \(FAIL\|XPASS\|ERROR\)' "$dir/$base.trs")))
+            mkdir -p "$dir/$keep/$(dirname "$base")"
+            cp -p "$dir/$base.log" "$dir/$base.trs" "$dir/$keep/$(dirname "$base")/" 2>/dev/null
+            bad+=("$t: $keep/$base.log")
+        fi
+    done
+    if [ "$st" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1 bad+=("make check exited $st with no failing test result: see $out")
+    fi
+    echo "  $label: $p passed, $f failed, $s skipped"
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+    for t in "${bad[@]}"; do
+        echo "---- FAILED $t"
+        case $t in
+        *"$keep/"*.log) grep -E '^(not ok|#|Bail)' "$dir/$keep/${t#*"$keep/"}" | head -40 ;;
+        *) [ -n "$shown" ] || show_logs "$dir/$out"; shown=yes ;;
+        esac
+    done
+}
+
+mkdir -p "$builds" || exit 1
+
 note "dependencies"
 bash "$top/tests/install-deps.sh" all
 one_result $? "dependencies installed"
 
+# configure refuses an out-of-tree build from a source tree that was
+# configured in place ("source directory already configured"), and the
+# objects of such a build would be found through VPATH: clean it first,
+# before autoreconf regenerates what its Makefile would rebuild from.
+if [ -f "$top/config.status" ]; then
+    note "source tree configured in place"
+    echo "  $top/config.status exists: the source tree was configured in place;"
+    echo "  running make distclean there (removes its ./mxgate and objects; build/ is kept),"
+    echo "  since every build here is out of tree, in $builds"
+    (cd "$top" && make distclean) >"$builds/distclean.out" 2>&1
+    st=$?
+    [ $st -eq 0 ] && [ ! -f "$top/config.status" ] || { show_logs "$builds/distclean.out"; st=1; }
+    one_result $st "make distclean in the source tree"
+fi
+
 note "autoreconf"
-(cd "$top" && autoreconf -fi >/dev/null 2>&1)
-one_result $? "autoreconf"
+(cd "$top" && autoreconf -fi) >"$builds/autoreconf.out" 2>&1
+st=$?
+[ $st -eq 0 ] || show_logs "$builds/autoreconf.out"
+one_result $st "autoreconf"
 
 # build NAME CONFIGURE-ARGS...: configure and make in $builds/NAME.
 build() {
@@ -57,41 +152,44 @@ build() {
         (cd "$builds/$name" && "$top/configure" -q "$@" >configure.out 2>&1 &&
             make -j"$jobs" >make.out 2>&1 && make -j"$jobs" check TESTS= >>make.out 2>&1)
     local st=$?
-    [ $st -eq 0 ] || tail -30 "$builds/$name/configure.out" "$builds/$name/make.out" 2>/dev/null
+    [ $st -eq 0 ] || show_logs "$builds/$name/configure.out" "$builds/$name/config.log" "$builds/$name/make.out"
     one_result $st "build $name ($*)"
     return $st
 }
 
 note "build: default, warnings are errors"
 if build default --enable-werror; then
-    note "tests: default build"
-    (cd "$builds/default" && make check >check.out 2>&1)
-    count_trs "$builds/default"
+    check_pass default libmilter "default build, engine libmilter" "$(make_var default tests)"
+    check_pass default builtin "default build, engine builtin" "$(make_var default server-tests)"
 fi
 
 note "build: ASan + UBSan"
 san="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+san_env=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 if build asan --enable-werror CFLAGS="$san" LDFLAGS="-fsanitize=address,undefined"; then
-    note "tests: ASan + UBSan build"
-    sanitized_tests=$(cd "$builds/asan" && make -s print-sanitized-tests 2>/dev/null | tail -1)
-    (cd "$builds/asan" &&
-        ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
-        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        make check TESTS="$sanitized_tests" >check.out 2>&1)
-    count_trs "$builds/asan"
+    sanitized_tests=$(make_var asan sanitized-tests)
+    check_pass asan libmilter "ASan+UBSan build, engine libmilter" "$sanitized_tests" "${san_env[@]}"
+    check_pass asan builtin "ASan+UBSan build, engine builtin" \
+        "$(both "$sanitized_tests" "$(make_var asan server-tests)")" "${san_env[@]}"
 fi
 
 note "build: TSan (clang)"
-# The threaded parts: the engine's connection threads and pool, the quota
-# cache, the memcached handle pool, reload under load.
+# The threaded parts: the builtin engine's connection threads and pool,
+# libmilter's worker pool calling mxgate, the quota cache, the memcached
+# handle pool, reload under load.  Under libmilter, TSan also sees
+# libmilter's own (uninstrumented) threads through the pthread calls it
+# intercepts: that pass checks only the accesses of instrumented code
+# (ignore_noninstrumented_modules=1; the synchronisation libmilter's calls
+# make still counts), and tests/tsan-libmilter.supp names the rest, by
+# function, in that pass only.
+tsan_server_tests="tests/milter/miltertest.sh tests/e2e/daemon.sh tests/e2e/hostile.sh tests/e2e/ratelimit.sh"
+tsan_opts=halt_on_error=0:second_deadlock_stack=1
 if build tsan --enable-werror CC=clang CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread"; then
-    note "tests: TSan build"
-    tsan_tests="$(cd "$builds/tsan" && make -s print-unit-tests 2>/dev/null | tail -1)"
-    tsan_tests+=" tests/milter/miltertest.sh tests/e2e/daemon.sh tests/e2e/hostile.sh tests/e2e/ratelimit.sh"
-    (cd "$builds/tsan" &&
-        TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1 \
-        make check TESTS="$tsan_tests" >check.out 2>&1)
-    count_trs "$builds/tsan"
+    check_pass tsan builtin "TSan build, engine builtin" \
+        "$(make_var tsan unit-tests) $tsan_server_tests" TSAN_OPTIONS="$tsan_opts"
+    check_pass tsan libmilter "TSan build, engine libmilter" "$tsan_server_tests" \
+        TSAN_OPTIONS="$tsan_opts:ignore_noninstrumented_modules=1:suppressions=$top/tests/tsan-libmilter.supp:print_suppressions=0"
 fi
 
 note "libFuzzer targets, ${fuzz_seconds}s each"
@@ -102,11 +200,14 @@ p=$(grep -c '^ok' <<<"$out"); f=$(grep -c '^not ok' <<<"$out")
 passed=$((passed + p)) failed=$((failed + f))
 
 note "make distcheck (unit tests)"
-(cd "$builds/default" && make distcheck TESTS="$(make -s print-unit-tests | tail -1)" >distcheck.out 2>&1)
+(cd "$builds/default" && make distcheck TESTS="$(make_var default unit-tests)" >distcheck.out 2>&1)
 st=$?
-[ $st -eq 0 ] || tail -30 "$builds/default/distcheck.out"
+[ $st -eq 0 ] || show_logs "$builds/default/distcheck.out"
 one_result $st "make distcheck"
 
-note "done in $((SECONDS - start))s"
+note "done"
+echo "  stage times:"
+printf '  %s\n' "${times[@]}"
+echo "  total: $((SECONDS - start))s"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

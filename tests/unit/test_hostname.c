@@ -577,8 +577,7 @@ expect_reply(bool reject_non_fqdn, bool reject_invalid, const char *helo,
 		    v.reply.dsn, v.reply.text);
 		assert_string_equal(got, want);
 	}
-	session_close(s);
-	config_release(cfg);
+	session_close(s);	/* releases cfg: the session held its reference */
 }
 
 static void
