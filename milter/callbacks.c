@@ -6,8 +6,8 @@
  * body or unknown commands; no reply at connect and HELO (mxgate decides
  * there but speaks at MAIL/RCPT); macros only where they are read.  At DATA
  * a message with nothing left to do is accepted, so the MTA sends no more
- * events for it (and the TCP delayed-ACK stall of PERF-NOTES.md never
- * starts).  Thread-safety: all state is in the session on the context.
+ * events for it (and the TCP delayed-ACK stall README.md "Performance"
+ * describes never starts).  Thread-safety: all state is in the session on the context.
  */
 #include "callbacks.h"
 

@@ -670,7 +670,7 @@ parse_rules(struct loader *ld, struct config *cfg, const config_setting_t *list)
 	}
 }
 
-/* Fill every default of SPEC.md. */
+/* Fill every default (contrib/mxgate.conf.example lists them). */
 static void
 config_defaults(struct config *cfg)
 {

@@ -1,5 +1,5 @@
 /*
- * config.h - mxgate's configuration: every key of SPEC.md, parsed with
+ * config.h - mxgate's configuration: every key (contrib/mxgate.conf.example), parsed with
  * libconfig, defaulted and validated in one place.
  *
  * Contract: config_load() returns a complete, validated, immutable snapshot

@@ -2,7 +2,7 @@
  * log.h - every log line mxgate writes: syslog, and stderr with -f.
  *
  * Contract: log_decision() writes the one Postfix-style line per decision
- * that SPEC.md "Logging" fixes; every client string in it is made
+ * that README.md "Logging" fixes; every client string in it is made
  * printable and bounded.  Thread-safe (syslog(3) is; the level is atomic).
  */
 #ifndef MXGATE_LOG_H

@@ -15,7 +15,7 @@
  *    here: a query may return the stored key as one extra, last column, and
  *    a row whose key differs from the looked-up key in any byte is ignored.
  *    sql/README.md gives such queries.  A query without that column (the
- *    defaults of SPEC.md) cannot show which row it matched, so it is only
+ *    default queries) cannot show which row it matched, so it is only
  *    run for keys that no collation folds onto another one: lower-case
  *    printable ASCII without spaces, the form postfixadmin stores; any
  *    other key is "not found" without a query, and a warning says once

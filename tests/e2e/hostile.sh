@@ -1,6 +1,6 @@
 #!/bin/bash
-# hostile.sh - hostile input never crashes mxgate (SPEC.md, "What nothing
-# lost means here"): any HELO, address or ESMTP parameter of any length or
+# hostile.sh - hostile input never crashes mxgate (its worst outcome is a
+# temporary refusal): any HELO, address or ESMTP parameter of any length or
 # byte content, missing and malformed macros, malformed milter packets,
 # abrupt disconnects, 200 concurrent sessions.  After each attack the
 # daemon must still be running and answer a normal session correctly; a

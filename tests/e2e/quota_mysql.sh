@@ -232,7 +232,7 @@ out=$(echo "mailbox bob@example.org" | "$PROBE" -c "$work/shape.conf" 2>&1)
 tap_result $([[ $out == *"returns 1 columns; it needs one '?' and 2 columns, or 3 with the stored key last"* &&
     $out == *ERROR* ]]; echo $?) "a quota_query returning one column: error naming the cause"
 
-# SPEC.md's default queries return no key column: only plain keys are run.
+# The default queries return no key column: only plain keys are run.
 conf "$work/nokey.conf" "quota: { maildir_root = \"$vmail\"; };"
 sed -i '/_query = /d' "$work/nokey.conf"
 out=$(printf '%s\n' 'mailbox bob@example.org' 'mailbox BOB@example.org' 'mailbox bob@example.org ' \

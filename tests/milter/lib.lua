@@ -14,7 +14,7 @@
 -- script that dies before it (a Lua error, miltertest's own crash) is
 -- reported as a failure by the runner even if every check so far passed.
 --
--- miltertest facts these helpers work around (MTA-TESTING.md):
+-- miltertest facts these helpers work around:
 --  * a step the filter negotiated away raises a Lua error, so each step is
 --    guarded by mt.test_option and reported as a failed check instead;
 --  * macros are sent only when the script sends them (t.session's
