@@ -195,13 +195,28 @@ fi
 
 
 # --- engines ------------------------------------------------------------------
-# start_real CONF LOG [ARGS...]: the real binary in the foreground on a free
-# port; sets rpid and rport, true once it listens.
+# real ENGINE ARGS...: the real binary, with the sanitizer options of that
+# engine: in the TSan build, run-all.sh gives the options for a libmilter
+# process (libmilter is not instrumented) as MXGATE_TSAN_LIBMILTER_OPTIONS,
+# since this script starts both engines whichever pass it runs in.  Run in
+# the background only: it execs, so $! is mxgate's own pid (a signal sent
+# to a subshell would not reach mxgate).
+real() {
+    local e=$1
+    shift
+    if [[ $e == libmilter && -n ${MXGATE_TSAN_LIBMILTER_OPTIONS:-} ]]; then
+        TSAN_OPTIONS=$MXGATE_TSAN_LIBMILTER_OPTIONS exec "$MXGATE_REAL" "$@"
+    fi
+    exec "$MXGATE_REAL" "$@"
+}
+
+# start_real ENGINE CONF LOG [ARGS...]: the real binary in the foreground on
+# a free port; sets rpid and rport, true once it listens.
 start_real() {
-    local conf=$1 log=$2
-    shift 2
+    local e=$1 conf=$2 log=$3
+    shift 3
     rport=$(pf_free_port)
-    "$MXGATE_REAL" -f -c "$conf" -p "inet:$rport@127.0.0.1" "$@" 2>"$log" &
+    real "$e" -f -c "$conf" -p "inet:$rport@127.0.0.1" "$@" 2>"$log" &
     rpid=$!
     pids+=("$rpid")
     wait_for "pf_port_listening $rport" 10
@@ -217,7 +232,7 @@ stop_real() {
 }
 
 : >"$work/empty.conf"
-start_real "$work/empty.conf" "$work/default.log"
+start_real libmilter "$work/empty.conf" "$work/default.log"
 tap_result $? "an empty configuration starts"
 tap_result $(grep -q "listening on inet:$rport@127.0.0.1 (engine libmilter, configuration $work/empty.conf)" \
     "$work/default.log"; echo $?) "the default engine is libmilter, named in the start-up line"
@@ -230,7 +245,7 @@ tap_result $? "the libmilter process stops on SIGTERM, status 0, no sanitizer re
 
 for e in builtin libmilter; do
     printf 'engine = "%s";\ntrusted_networks = [ ];\n' "$e" >"$work/engine-$e.conf"
-    start_real "$work/engine-$e.conf" "$work/engine-$e.log"
+    start_real "$e" "$work/engine-$e.conf" "$work/engine-$e.log"
     tap_result $? "engine = \"$e\" starts"
     tap_result $(grep -q "(engine $e, configuration" "$work/engine-$e.log"; echo $?) \
         "engine = \"$e\": the start-up line names it"
@@ -276,7 +291,7 @@ if [ "$(id -u)" -eq 0 ]; then
         # socket can be removed at exit after the privilege drop
         mkdir -p "$work/run-$e" && chown nobody "$work/run-$e" && chmod 755 "$work/run-$e"
         printf 'engine = "%s";\nuser = "nobody";\n' "$e" >"$work/user-$e.conf"
-        "$MXGATE_REAL" -f -c "$work/user-$e.conf" -p "$work/run-$e/x.sock" 2>"$work/user-$e.log" &
+        real "$e" -f -c "$work/user-$e.conf" -p "$work/run-$e/x.sock" 2>"$work/user-$e.log" &
         rpid=$!
         pids+=("$rpid")
         wait_for "[ -S '$work/run-$e/x.sock' ] && grep -q 'listening on' '$work/user-$e.log'" 10
