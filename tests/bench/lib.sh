@@ -51,6 +51,106 @@ bench_tree_ticks() {
         }'
 }
 
+# bench_sys_busy: busy clock ticks of the whole machine, all CPUs (user,
+# nice, system, irq, softirq, steal of /proc/stat's first line): what every
+# process, ours or not, used.
+bench_sys_busy() {
+    local user nice sys irq softirq steal rest
+    read -r _ user nice sys _ _ irq softirq steal rest </proc/stat
+    echo $((user + nice + sys + irq + softirq + steal))
+}
+
+# bench_stat_read PID: sets STAT_COMM (command name) and STAT_TICKS
+# (utime+stime+cutime+cstime: the process, all its threads, and the
+# children it reaped) from /proc/PID/stat; false when PID is gone.  No fork.
+bench_stat_read() {
+    local l rest f
+    { IFS= read -r l <"/proc/$1/stat"; } 2>/dev/null || return 1
+    [[ -n $l ]] || return 1
+    STAT_COMM=${l#*(}
+    STAT_COMM=${STAT_COMM%) *}
+    rest=${l##*) }
+    read -r -a f <<<"$rest"
+    STAT_TICKS=$((f[11] + f[12] + f[13] + f[14]))
+    STAT_SELF=$((f[11] + f[12]))
+}
+
+# bench_pf_sampler MASTER OUT STOPFILE READYFILE: CPU of a Postfix master's
+# tree by command name, over the interval from its first sample (then it
+# creates READYFILE) to the moment STOPFILE appears (it takes one last
+# sample then, at most 0.2 s later; and stops by itself after 20 minutes).
+# It samples every 0.2 s, with shell built-ins only (no fork per process),
+# every child of MASTER (/proc/MASTER/task/MASTER/children): a process's
+# share is its last sample minus its first (0 when born after the first
+# sample).  What a process used between its last sample and its exit is
+# seen only in MASTER's cutime+cstime (master reaps every daemon); so the
+# exact total of the tree is
+#     (master self + master's reaped children + living children) at the end
+#   - the same at the start,
+# and the part of it no name accounts for goes to "exited".  Writes OUT:
+# one "NAME TICKS" line per command name, then "exited TICKS" and
+# "total TICKS".  The master's own CPU is named "master".
+bench_pf_sampler() {
+    local master=$1 out=$2 stop=$3 ready=$4
+    local -A first=() last=() pname=() sum=()
+    local kids p i n t0 t1 done=0 attributed=0
+    sample() {
+        local c
+        bench_stat_read "$master" || return 1
+        T_MASTER=$STAT_TICKS
+        last[$master]=$STAT_SELF
+        pname[$master]=master
+        [[ -n ${first[$master]+x} ]] || first[$master]=$STAT_SELF
+        T_LIVE=0
+        # (No newline ends that file, so read says false even when it read.)
+        kids=()
+        { read -r -a kids <"/proc/$master/task/$master/children"; } 2>/dev/null
+        for c in "${kids[@]}"; do
+            bench_stat_read "$c" || continue
+            pname[$c]=$STAT_COMM
+            last[$c]=$STAT_TICKS
+            [[ -n ${first[$c]+x} ]] || first[$c]=$(($1 ? STAT_TICKS : 0))
+            T_LIVE=$((T_LIVE + STAT_TICKS))
+        done
+    }
+    sample 1 || { : >"$ready"; echo "total 0" >"$out"; return 1; }
+    t0=$((T_MASTER + T_LIVE))
+    : >"$ready"
+    for ((i = 0; i < 6000; i++)); do
+        [[ -e $stop ]] && done=1
+        sample 0 || break
+        ((done)) && break
+        sleep 0.2
+    done
+    t1=$((T_MASTER + T_LIVE))
+    for p in "${!last[@]}"; do
+        n=${pname[$p]}
+        sum[$n]=$((${sum[$n]:-0} + last[$p] - first[$p]))
+        attributed=$((attributed + last[$p] - first[$p]))
+    done
+    {
+        for n in "${!sum[@]}"; do echo "$n ${sum[$n]}"; done
+        echo "exited $((t1 - t0 - attributed))"
+        echo "total $((t1 - t0))"
+    } >"$out"
+}
+
+# bench_tsv_values FILE CONFIG S COLUMN: the values of COLUMN (a header
+# name of runs.tsv) in the runs of CONFIG at concurrency S whose status is
+# ok, one a line, "-" left out.
+bench_tsv_values() {
+    awk -F'\t' -v c="$2" -v s="$3" -v col="$4" '
+        NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) k = i; if (!k) exit; next }
+        $2 == c && $3 == s && $9 == "ok" && $k != "-" && $k != "" { print $k }' "$1"
+}
+
+# bench_tsv_median FILE CONFIG S COLUMN: their median ("nan" when none).
+bench_tsv_median() {
+    local v
+    mapfile -t v < <(bench_tsv_values "$@")
+    bench_median "${v[@]}"
+}
+
 # bench_median V...: the median of the numbers (mean of the middle two).
 bench_median() {
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
@@ -113,28 +213,14 @@ GRANT SELECT ON mailserver.* TO 'mxgate'@'localhost';
 SQL
 }
 
-# bench_mariadb_load DIR TOP VMAIL: the postfixadmin-style tables (from
-# TOP/sql/schema.sql when the project ships one, else the columns SPEC.md
-# names) and the benchmark's mailboxes: rcpt@example.org and
+# bench_mariadb_load DIR TOP VMAIL: the postfixadmin-style tables of
+# TOP/sql/schema.sql and the benchmark's mailboxes: rcpt@example.org and
 # user0..user999@example.org, 1 GB quota each, maildirs under VMAIL.
 bench_mariadb_load() {
     local dir=$1 top=$2 vmail=$3 i
     {
         echo "USE mailserver;"
-        if [[ -r $top/sql/schema.sql ]]; then
-            cat "$top/sql/schema.sql"
-        else
-            cat <<'SQL'
-CREATE TABLE IF NOT EXISTS mailbox (username VARCHAR(255) PRIMARY KEY,
-    quota BIGINT NOT NULL DEFAULT 0, maildir VARCHAR(255) NOT NULL,
-    local_part VARCHAR(255) NOT NULL, domain VARCHAR(255) NOT NULL,
-    active TINYINT(1) NOT NULL DEFAULT 1);
-CREATE TABLE IF NOT EXISTS alias (address VARCHAR(255) PRIMARY KEY,
-    goto TEXT NOT NULL, active TINYINT(1) NOT NULL DEFAULT 1);
-CREATE TABLE IF NOT EXISTS alias_domain (alias_domain VARCHAR(255) PRIMARY KEY,
-    target_domain VARCHAR(255) NOT NULL, active TINYINT(1) NOT NULL DEFAULT 1);
-SQL
-        fi
+        cat "$top/sql/schema.sql"
         echo "DELETE FROM mailbox WHERE username LIKE '%@example.org';"
         echo "INSERT INTO mailbox (username, quota, maildir, local_part, domain, active) VALUES"
         echo "('rcpt@example.org', 1073741824, 'example.org/rcpt/', 'rcpt', 'example.org', 1)"
@@ -155,16 +241,17 @@ bench_maildir() {
     printf '1073741824S\n12345 3\n' >"$1/maildirsize"
 }
 
-# bench_mxgate_conf FILE SOCKET CHECKS QUEUEDIR MCPORT DBDIR VMAIL: a
+# bench_mxgate_conf FILE SOCKET CHECKS QUEUEDIR MCPORT DBDIR VMAIL ENGINE: a
 # configuration with only CHECKS on (words: helo quota ratelimit overload,
-# or "none"), everything else off; no trusted networks, so Postfix's
-# 127.0.0.1 clients are checked.
+# or "none"), everything else off, run by ENGINE (libmilter or builtin);
+# no trusted networks, so Postfix's 127.0.0.1 clients are checked.
 bench_mxgate_conf() {
-    local file=$1 socket=$2 checks=" $3 " queue=$4 mcport=$5 dbdir=$6 vmail=$7
+    local file=$1 socket=$2 checks=" $3 " queue=$4 mcport=$5 dbdir=$6 vmail=$7 engine=${8:-libmilter}
     local on
     on() { [[ $checks == *" $1 "* ]] && echo true || echo false; }
     cat >"$file" <<EOF
-# written by tests/bench/run.sh: checks on: $3
+# written by tests/bench/run.sh: engine $engine, checks on: $3
+engine = "$engine";
 socket = "$socket";
 log_level = "warning";
 trusted_networks = [ ];

@@ -1,21 +1,53 @@
 #!/bin/bash
 # run.sh - mxgate's benchmark under a real Postfix, in one command:
 #
-#   tests/bench/run.sh [--quick] [-o OUTDIR] [--rounds N] [--configs "A B"] [--conc "20 5 1"]
+#   tests/bench/run.sh [--quick] [-o OUTDIR] [--rounds N] [--configs "A B"] [--conc "20 1"]
 #
 # Starts a private Postfix (queue on tmpfs where the machine allows it)
 # relaying to smtp-sink, a private memcached and MariaDB, and one mxgate per
 # configuration; drives each with smtp-source (one 5 KB message per SMTP
-# session, as PERF-NOTES.md measured) at each concurrency, configurations
+# session: what a milter costs Postfix shows most there) at each concurrency, configurations
 # interleaved round by round; then drives mxgate directly with the
 # milter-protocol load driver (tests/bench/milter_load).  Writes to OUTDIR
 # (default build/bench-results): runs.tsv (every run), table.md (medians:
 # msg/s, ratio to the no-filter baseline of the same run, CPU ms per
-# message of mxgate and of all Postfix processes), plot.dat and
-# throughput.png (gnuplot), driver.txt; prints table.md at the end.
+# message of every process kind, and the targets computed from this run),
+# plot.dat and throughput.png (gnuplot), driver.txt; prints table.md.
+#
+# Configurations: "none" (no milter, the baseline, always measured),
+# "postfix-helo" (Postfix's own HELO restrictions, no milter), and
+# ENGINE-CHECKS[-unix]: ENGINE "mx" runs mxgate under libmilter (the
+# default engine), "builtin" under engine = "builtin"; CHECKS is nochecks,
+# helo, quota, ratelimit, overload or all (helo quota ratelimit overload);
+# -unix talks to mxgate over a unix socket instead of TCP on 127.0.0.1.
+# Default: none postfix-helo mx-nochecks mx-all mx-nochecks-unix
+# mx-all-unix builtin-nochecks builtin-all builtin-nochecks-unix
+# builtin-all-unix (the single-check ones, e.g. mx-quota, by --configs).
+# Default concurrencies 20 and 1 (--conc "20 5 1" adds 5), 5 rounds.
+#
+# CPU accounting (runs.tsv, ms per message, from /proc, clock ticks of
+# utime+stime): mxgate, memcached, MariaDB (mariadbd) and smtp-sink are
+# single long-lived processes: their ticks (all threads) before and after
+# the run.  smtp-source runs under a bash whose cutime+cstime after it
+# reaped it is smtp-source's CPU.  smtp-source and smtp-sink are the load
+# generator and the sink: recorded in their own columns, in no total.
+# Postfix: the master's tree, sampled every 0.2 s by bench_pf_sampler
+# (lib.sh) from just before smtp-source starts until the queue is
+# delivered; every daemon's share (last sample minus first) is summed by
+# command name (smtpd, cleanup, qmgr, smtp, trivial-rewrite, postlogd,
+# anvil, master; the rest as "other").  Daemons come and go during a run
+# (max_use, max_idle): what one used after its last sample and before it
+# exited is known only through the master's cutime+cstime (the master
+# reaps every daemon), so the Postfix total is exact (master's own ticks,
+# its reaped children's, and every living child's, end minus start) and
+# that remainder is the column pf_exited.  machine_busy is the busy ticks
+# of all CPUs (/proc/stat) over the run: whatever it exceeds the sum of the
+# processes above was other work on the machine (or the idle mxgates of
+# the other configurations, or this script).
 #
 # QUICK=1 or --quick: one round of few messages, short driver runs, for a
-# CI smoke test (under 3 minutes).  A full run takes about 10 minutes.
+# CI smoke test (about 1-2 minutes).  A full run takes about 13 minutes on
+# 2 cores (100 Postfix runs, then 16 driver runs of 8 s).
 #
 # Environment: MXGATE and MILTER_LOAD (built programs) if already built;
 # otherwise the script configures and builds in BENCH_BUILD (default
@@ -32,8 +64,8 @@ top=$(cd "$here/../.." && pwd)
 quick=${QUICK:-0}
 outdir=
 rounds=
-configs="none postfix-helo mx-nochecks mx-helo mx-quota mx-ratelimit mx-overload mx-all mx-all-unix"
-concs="20 5 1"
+configs="none postfix-helo mx-nochecks mx-all mx-nochecks-unix mx-all-unix builtin-nochecks builtin-all builtin-nochecks-unix builtin-all-unix"
+concs="20 1"
 while (($#)); do
     case $1 in
         --quick) quick=1; shift ;;
@@ -41,7 +73,7 @@ while (($#)); do
         --rounds) rounds=$2; shift 2 ;;
         --configs) configs=$2; shift 2 ;;
         --conc) concs=$2; shift 2 ;;
-        -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+        -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -53,11 +85,37 @@ if ((quick)); then
     declare -A msgs=([20]=300 [5]=150 [1]=60)
     driver_secs=2
 else
-    : "${rounds:=3}"
-    declare -A msgs=([20]=2000 [5]=1000 [1]=300)
+    : "${rounds:=5}"
+    declare -A msgs=([20]=2000 [5]=1000 [1]=1000)
     driver_secs=8
 fi
 [[ $rounds =~ ^[1-9][0-9]?$ ]] || { echo "run.sh: --rounds wants 1..99" >&2; exit 2; }
+for s in $concs; do
+    [[ -n ${msgs[$s]:-} ]] || { echo "run.sh: --conc: concurrencies are 20, 5 and 1" >&2; exit 2; }
+done
+
+# mx_parse CONFIG: for an mxgate configuration (ENGINE-CHECKS[-unix]) set
+# cfg_engine (libmilter, builtin) and cfg_checks (bench_mxgate_conf's
+# words); false for any other name.
+mx_parse() {
+    local body
+    case $1 in
+        mx-*) cfg_engine=libmilter body=${1#mx-} ;;
+        builtin-*) cfg_engine=builtin body=${1#builtin-} ;;
+        *) return 1 ;;
+    esac
+    body=${body%-unix}
+    case $body in
+        nochecks) cfg_checks=none ;;
+        all) cfg_checks="helo quota ratelimit overload" ;;
+        helo | quota | ratelimit | overload) cfg_checks=$body ;;
+        *) return 1 ;;
+    esac
+}
+for c in $configs; do
+    [[ $c == none || $c == postfix-helo ]] || mx_parse "$c" ||
+        { echo "run.sh: unknown configuration $c (see --help)" >&2; exit 2; }
+done
 [[ $(id -u) == 0 ]] || { echo "run.sh: run as root (private Postfix, tmpfs)" >&2; exit 99; }
 
 # ---- dependencies and build ------------------------------------------------
@@ -108,8 +166,11 @@ fi
 bench_log "Postfix queue on $queue_fs; output in $outdir"
 
 need_db=no need_mc=no
-[[ $configs =~ mx-quota|mx-all ]] && need_db=yes
-[[ $configs =~ mx-ratelimit|mx-all ]] && need_mc=yes
+for c in $configs; do
+    mx_parse "$c" || continue
+    [[ " $cfg_checks " == *" quota "* ]] && need_db=yes
+    [[ " $cfg_checks " == *" ratelimit "* ]] && need_mc=yes
+done
 mcport=$(pf_free_port) dbport=$(pf_free_port)
 vmail=$work/pf/vmail
 mkdir -p "$vmail"
@@ -126,10 +187,7 @@ fi
 chmod -R a+rX "$vmail"
 
 # One Postfix; each configuration is an smtpd service on its own port.
-declare -A port=() checks=() sockspec=()
-checks=([mx-nochecks]="none" [mx-helo]="helo" [mx-quota]="quota" [mx-ratelimit]="ratelimit"
-    [mx-overload]="overload" [mx-all]="helo quota ratelimit overload"
-    [mx-all-unix]="helo quota ratelimit overload")
+declare -A port=() checks=() engine=() sockspec=()
 smtpport=$(pf_free_port) sinkport=$(pf_free_port)
 PF_MASTER_EXTRA=
 for c in $configs; do
@@ -141,8 +199,9 @@ for c in $configs; do
   -o smtpd_helo_required=yes
   -o smtpd_helo_restrictions=reject_invalid_helo_hostname,reject_non_fqdn_helo_hostname
 " ;;
-        mx-*)
-            [[ -n ${checks[$c]:-} ]] || { bench_log "unknown configuration $c"; exit 2; }
+        *)
+            mx_parse "$c" || { bench_log "unknown configuration $c"; exit 2; }
+            checks[$c]=$cfg_checks engine[$c]=$cfg_engine
             port[$c]=$(pf_free_port)
             if [[ $c == *-unix ]]; then
                 sockspec[$c]="unix:$work/$c.sock"
@@ -155,7 +214,6 @@ for c in $configs; do
             PF_MASTER_EXTRA+="127.0.0.1:${port[$c]} inet n - n - - smtpd
   -o smtpd_milters=$pfspec
 " ;;
-        *) bench_log "unknown configuration $c"; exit 2 ;;
     esac
 done
 export PF_MASTER_EXTRA
@@ -163,9 +221,9 @@ PF_SASL=no
 
 pfdir=$work/pf/postfix
 for c in $configs; do
-    [[ $c == mx-* ]] || continue
+    [[ -n ${engine[$c]:-} ]] || continue
     bench_mxgate_conf "$work/$c.conf" "${sockspec[$c]}" "${checks[$c]}" "$pfdir/queue" \
-        "$mcport" "$work/db" "$vmail"
+        "$mcport" "$work/db" "$vmail" "${engine[$c]}"
     "$MXGATE" -f -c "$work/$c.conf" 2>"$work/$c.log" &
     mxpid[$c]=$!
 done
@@ -217,38 +275,91 @@ drain() {
 
 now() { date +%s.%N; }
 
+# ticks_of PID: utime+stime of PID (all its threads), "-" when no PID.
+ticks_of() {
+    [[ -n $1 ]] || { echo -; return; }
+    bench_proc_ticks "$1"
+}
+
+mcpid='' dbpid='' sinkpid=$(cat "$pfdir/sink.pid")
+[[ $need_mc == yes ]] && mcpid=$(cat "$work/mc/memcached.pid")
+[[ $need_db == yes ]] && dbpid=$(cat "$work/db/mariadb.pid")
+# The Postfix daemons by name in runs.tsv (pf_NAME); the rest is pf_other.
+pf_names="master smtpd cleanup qmgr smtp trivial-rewrite postlogd anvil"
+
 # run_one ROUND CONFIG S: one smtp-source run; appends a line to runs.tsv.
 run_one() {
-    local round=$1 c=$2 s=$3 m=${msgs[$3]} pf0 pf1 mx0=0 mx1=0 t0 t1 st sink0 status=ok
+    local round=$1 c=$2 s=$3 m=${msgs[$3]} t0 t1 st src sink0 status=ok sampler i
+    local mx0 mx1 mc0 mc1 db0 db1 sk0 sk1 sys0 sys1 load1 n v pfcols other=0 exited=0 total=0
     local limit=$((30 + m / 5))
+    local -A pf=()
     sink0=$(sink_count)
-    pf0=$(bench_tree_ticks "$master")
-    [[ -n ${mxpid[$c]:-} ]] && mx0=$(bench_proc_ticks "${mxpid[$c]}")
+    rm -f "$work/pf.stop" "$work/pf.ready" "$work/pf.cpu"
+    bench_pf_sampler "$master" "$work/pf.cpu" "$work/pf.stop" "$work/pf.ready" &
+    sampler=$!
+    bench_wait_file "$work/pf.ready" 10
+    read -r load1 _ </proc/loadavg
+    mx0=$(ticks_of "${mxpid[$c]:-}") mc0=$(ticks_of "$mcpid") db0=$(ticks_of "$dbpid")
+    sk0=$(ticks_of "$sinkpid") sys0=$(bench_sys_busy)
     t0=$(now)
-    timeout "$limit" smtp-source -s "$s" -m "$m" -l 5120 -M client.example.net \
-        -f sender@example.net -t rcpt@example.org "127.0.0.1:${port[$c]}" \
-        >"$work/source.out" 2>&1
-    st=$?
+    # The bash that runs it prints its status and then its cutime+cstime:
+    # timeout's and smtp-source's CPU, both reaped by then.
+    read -r st src < <(bash -c 'timeout "$1" "${@:3}" >"$2" 2>&1; st=$?
+        IFS= read -r l <"/proc/$$/stat"; l=${l##*) }; read -r -a f <<<"$l"
+        echo "$st $((f[13] + f[14]))"' _ "$limit" "$work/source.out" \
+        smtp-source -s "$s" -m "$m" -l 5120 -M client.example.net \
+        -f sender@example.net -t rcpt@example.org "127.0.0.1:${port[$c]}")
     t1=$(now)
-    if ((st != 0)) || grep -qiE 'error|fatal' "$work/source.out"; then
-        status="smtp-source-status-$st"
+    if [[ ${st:-x} != 0 ]] || grep -qiE 'error|fatal' "$work/source.out"; then
+        status="smtp-source-status-${st:-unknown}"
         sed 's/^/    /' "$work/source.out" | head -5 >&2
     fi
     drain $((sink0 + m)) || status="undelivered:$(($(sink_count) - sink0))/$m"
-    pf1=$(bench_tree_ticks "$master")
-    [[ -n ${mxpid[$c]:-} ]] && mx1=$(bench_proc_ticks "${mxpid[$c]}")
+    mx1=$(ticks_of "${mxpid[$c]:-}") mc1=$(ticks_of "$mcpid") db1=$(ticks_of "$dbpid")
+    sk1=$(ticks_of "$sinkpid") sys1=$(bench_sys_busy)
+    : >"$work/pf.stop"
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$sampler" 2>/dev/null || break
+        sleep 0.1
+    done
+    pf_kill_pid "$sampler" 1
+    [[ -s $work/pf.cpu ]] || status="no-postfix-sample"
+    while read -r n v; do
+        case " $pf_names exited total " in
+            *" $n "*) pf[$n]=$v ;;
+            *) other=$((other + v)) ;;
+        esac
+    done <"$work/pf.cpu"
+    pfcols=
+    for n in $pf_names; do pfcols+="${pf[$n]:-0} "; done
+    pfcols+="$other ${pf[exited]:-0}"
     awk -v r="$round" -v c="$c" -v s="$s" -v m="$m" -v t0="$t0" -v t1="$t1" \
-        -v pf=$((pf1 - pf0)) -v mx=$((mx1 - mx0)) -v hz="$BENCH_HZ" -v st="$status" \
-        -v hasmx="${mxpid[$c]:+1}" 'BEGIN {
+        -v hz="$BENCH_HZ" -v st="$status" -v pf="${pf[total]:-0}" -v load1="$load1" \
+        -v mx="$mx0 $mx1" -v mc="$mc0 $mc1" -v db="$db0 $db1" -v src="${src:--}" \
+        -v sk="$sk0 $sk1" -v sys="$sys0 $sys1" -v pfcols="$pfcols" 'function ms(t) {
+            return sprintf("%.3f", t * 1000 / hz / m) }
+        function delta(pair, p) {
+            split(pair, p, " ")
+            return p[1] == "-" ? "-" : ms(p[2] - p[1]) }
+        BEGIN {
             d = t1 - t0
-            printf "%d\t%s\t%d\t%d\t%.3f\t%.1f\t%.3f\t%s\t%s\n", r, c, s, m, d, m / d,
-                pf * 1000 / hz / m, hasmx ? sprintf("%.3f", mx * 1000 / hz / m) : "-", st
+            printf "%d\t%s\t%d\t%d\t%.3f\t%.1f\t%s\t%s\t%s", r, c, s, m, d, m / d,
+                ms(pf), delta(mx), st
+            printf "\t%s\t%s\t%s\t%s\t%s\t%s", delta(mc), delta(db),
+                src == "-" ? "-" : ms(src), delta(sk), delta(sys), load1
+            n = split(pfcols, f, " ")
+            for (i = 1; i <= n; i++) printf "\t%s", ms(f[i])
+            printf "\n"
         }' >>"$outdir/runs.tsv"
-    tail -1 "$outdir/runs.tsv" | awk -F'\t' '{ printf "[bench] round %s  %-13s -s %-2s %4s msgs %7.1f msg/s  postfix %s ms/msg  mxgate %s ms/msg  %s\n", $1, $2, $3, $4, $6, $7, $8, $9 }' >&2
+    tail -1 "$outdir/runs.tsv" | awk -F'\t' '{ printf "[bench] round %s  %-21s -s %-2s %4s msgs %7.1f msg/s  postfix %s ms/msg  mxgate %s ms/msg  %s\n", $1, $2, $3, $4, $6, $7, $8, $9 }' >&2
 }
 
-printf 'round\tconfig\tconcurrency\tmessages\tseconds\tmsg_per_s\tpostfix_cpu_ms_per_msg\tmxgate_cpu_ms_per_msg\tstatus\n' \
-    >"$outdir/runs.tsv"
+{
+    printf 'round\tconfig\tconcurrency\tmessages\tseconds\tmsg_per_s\tpostfix_cpu_ms_per_msg\tmxgate_cpu_ms_per_msg\tstatus'
+    printf '\tmemcached_cpu_ms_per_msg\tmariadb_cpu_ms_per_msg\tsmtp_source_cpu_ms_per_msg\tsmtp_sink_cpu_ms_per_msg\tmachine_busy_cpu_ms_per_msg\tload1'
+    for n in $pf_names other exited; do printf '\tpf_%s' "$n"; done
+    echo
+} >"$outdir/runs.tsv"
 start=$SECONDS
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # Warm-up (not recorded): every smtpd service once, caches and processes.
@@ -285,41 +396,128 @@ driver() {
         >>"$outdir/driver.txt"
     tail -1 "$outdir/driver.txt" >&2
 }
-for c in mx-nochecks mx-helo mx-all mx-all-unix; do
+for c in $configs; do
     driver "$c" "8 threads, 1 msg x 1 rcpt per session" -c 8 -m 1 -r 1 -k 1000 -u 1000
     driver "$c" "8 threads, 1 msg x 10 rcpts per session" -c 8 -m 1 -r 10 -k 1000 -u 1000
 done
 
 # ---- summary ---------------------------------------------------------------------
+tsv=$outdir/runs.tsv
+# med CONFIG S COLUMN: the median of COLUMN over the ok runs ("nan" if none).
+med() { bench_tsv_median "$tsv" "$@"; }
+# fmt DIGITS V: V with DIGITS decimals, "-" when it is no number.
+fmt() { awk -v d="$1" -v a="$2" 'BEGIN { if (a == a + 0 && a != "nan") printf("%." d "f", a); else print "-" }'; }
+# ratio A B: A / B with two decimals, "-" when either is no number.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == a + 0 && b == b + 0 && b > 0) printf "%.3f", a / b; else print "-" }'; }
+has() { [[ " $configs " == *" $1 "* && " $concs " == *" $2 "* ]]; }
+
+# target KIND WHAT S A B MIN: a row of the targets table: msg/s of A over
+# msg/s of B at -s S, PASS when at least MIN.
+target() {
+    local kind=$1 what=$2 s=$3 a=$4 b=$5 min=$6 r
+    if ! has "$a" "$s" || ! has "$b" "$s"; then
+        printf '| %s | %s | -s %s | not measured | ≥ %s | n/a |\n' "$kind" "$what" "$s" "$min"
+        return
+    fi
+    r=$(ratio "$(med "$a" "$s" msg_per_s)" "$(med "$b" "$s" msg_per_s)")
+    printf '| %s | %s | -s %s | %s | ≥ %s | %s |\n' "$kind" "$what" "$s" "$(fmt 3 "$r")" "$min" \
+        "$(awk -v r="$r" -v m="$min" 'BEGIN { if (r != r + 0) print "n/a"; else print (r >= m ? "PASS" : "MISS") }')"
+}
+
+# cpu_target KIND C S MAX: mxgate CPU ms/msg of C at -s S at most MAX.
+cpu_target() {
+    local kind=$1 c=$2 s=$3 max=$4 v
+    if ! has "$c" "$s"; then
+        printf '| %s | %s mxgate CPU ms/msg | -s %s | not measured | ≤ %s | n/a |\n' "$kind" "$c" "$s" "$max"
+        return
+    fi
+    v=$(med "$c" "$s" mxgate_cpu_ms_per_msg)
+    printf '| %s | %s mxgate CPU ms/msg | -s %s | %s | ≤ %s | %s |\n' "$kind" "$c" "$s" "$(fmt 3 "$v")" "$max" \
+        "$(awk -v v="$v" -v m="$max" 'BEGIN { if (v != v + 0) print "n/a"; else print (v <= m ? "PASS" : "MISS") }')"
+}
+
 summarize() {
-    local c s v ms base r pfms mxms ok total
+    local c s ok total n
     echo "# mxgate benchmark"
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(postconf -d mail_version 2>/dev/null | sed 's/.*= /Postfix /'),"
     echo "queue on $queue_fs; smtp-source -l 5120, one message per session;"
-    echo "messages per run: -s 20: ${msgs[20]}, -s 5: ${msgs[5]}, -s 1: ${msgs[1]}; $rounds round(s), configurations interleaved; medians."
-    echo "Load average before the runs: $load_before; after: $load_after (anything above ~1 means other work shared the cores)."
-    echo "CPU: ms per message, all Postfix processes (smtpd, cleanup, qmgr, smtp, ...) and mxgate, measured until the queue was delivered."
+    printf 'messages per run:'
+    for s in $concs; do printf ' -s %s: %s;' "$s" "${msgs[$s]}"; done
+    echo " $rounds round(s), configurations interleaved; medians of the ok runs."
+    echo "Load average before the runs: $load_before; after: $load_after (anything above ~1 means other work shared the cores; per-run 1-minute load in runs.tsv)."
+    echo "mx-* run mxgate under libmilter (engine = \"libmilter\"), builtin-* under engine = \"builtin\"; *-unix over a unix socket, the others over TCP on 127.0.0.1."
+    echo "CPU in ms per message (utime+stime from /proc over the run, until the queue was delivered): mxgate (the configuration's own), all Postfix processes (the master's tree, per daemon below), memcached and MariaDB (present and idle in every configuration; their cost is the difference to none)."
     echo
-    echo "| configuration | -s | msg/s | × baseline | mxgate CPU ms/msg | Postfix CPU ms/msg | runs ok |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| configuration | -s | msg/s | × none | mxgate CPU ms/msg | Postfix CPU ms/msg | memcached CPU ms/msg | MariaDB CPU ms/msg | runs ok |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     for c in $configs; do
         for s in $concs; do
-            mapfile -t v < <(awk -F'\t' -v c="$c" -v s="$s" '$2 == c && $3 == s && $9 == "ok" { print $6 }' "$outdir/runs.tsv")
-            mapfile -t base < <(awk -F'\t' -v s="$s" '$2 == "none" && $3 == s && $9 == "ok" { print $6 }' "$outdir/runs.tsv")
-            ok=${#v[@]}
-            total=$(awk -F'\t' -v c="$c" -v s="$s" '$2 == c && $3 == s' "$outdir/runs.tsv" | wc -l)
-            ms=$(bench_median "${v[@]}")
-            r=$(awk -v a="$ms" -v b="$(bench_median "${base[@]}")" 'BEGIN { if (b > 0 && a == a + 0) printf "%.2f", a / b; else print "-" }')
-            pfms=$(bench_median $(awk -F'\t' -v c="$c" -v s="$s" '$2 == c && $3 == s && $9 == "ok" { print $7 }' "$outdir/runs.tsv"))
-            mxms=$(bench_median $(awk -F'\t' -v c="$c" -v s="$s" '$2 == c && $3 == s && $9 == "ok" && $8 != "-" { print $8 }' "$outdir/runs.tsv"))
-            [[ $c == mx-* ]] || mxms="—"
-            printf '| %s | %s | %s | %s | %s | %s | %s/%s |\n' "$c" "$s" \
-                "$(awk -v a="$ms" 'BEGIN { if (a == a + 0) printf "%.0f", a; else print "-" }')" \
-                "$r" "$(awk -v a="$mxms" 'BEGIN { if (a == a + 0) printf "%.3f", a; else print a }')" \
-                "$(awk -v a="$pfms" 'BEGIN { if (a == a + 0) printf "%.2f", a; else print "-" }')" "$ok" "$total"
+            ok=$(bench_tsv_values "$tsv" "$c" "$s" msg_per_s | wc -l)
+            total=$(awk -F'\t' -v c="$c" -v s="$s" '$2 == c && $3 == s' "$tsv" | wc -l)
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s/%s |\n' "$c" "$s" \
+                "$(fmt 0 "$(med "$c" "$s" msg_per_s)")" \
+                "$(fmt 2 "$(ratio "$(med "$c" "$s" msg_per_s)" "$(med none "$s" msg_per_s)")")" \
+                "$(fmt 3 "$(med "$c" "$s" mxgate_cpu_ms_per_msg)")" \
+                "$(fmt 3 "$(med "$c" "$s" postfix_cpu_ms_per_msg)")" \
+                "$(fmt 3 "$(med "$c" "$s" memcached_cpu_ms_per_msg)")" \
+                "$(fmt 3 "$(med "$c" "$s" mariadb_cpu_ms_per_msg)")" "$ok" "$total"
         done
     done
+    echo
+    echo "Postfix CPU ms/msg per daemon (medians per column, so they need not add up to the total exactly; \"exited\" is what daemons used after the sampler's last look at them before they exited, known only from the master's cutime+cstime; \"other\" is every other daemon: pickup, proxymap, scache, ...):"
+    echo
+    printf '| configuration | -s |'
+    for n in $pf_names other exited; do printf ' %s |' "$n"; done
+    echo ' total |'
+    printf '|---|---|'
+    for n in $pf_names other exited total; do printf -- '---|'; done
+    echo
+    for c in $configs; do
+        for s in $concs; do
+            printf '| %s | %s |' "$c" "$s"
+            for n in $pf_names other exited; do printf ' %s |' "$(fmt 3 "$(med "$c" "$s" "pf_$n")")"; done
+            printf ' %s |\n' "$(fmt 3 "$(med "$c" "$s" postfix_cpu_ms_per_msg)")"
+        done
+    done
+    echo
+    echo "Load generator and sink (in no total above), and the whole machine's busy CPU over each run (all cores, all processes, ours or not):"
+    echo
+    echo "| configuration | -s | smtp-source CPU ms/msg | smtp-sink CPU ms/msg | machine busy CPU ms/msg | 1-min load at start |"
+    echo "|---|---|---|---|---|---|"
+    for c in $configs; do
+        for s in $concs; do
+            printf '| %s | %s | %s | %s | %s | %s |\n' "$c" "$s" \
+                "$(fmt 3 "$(med "$c" "$s" smtp_source_cpu_ms_per_msg)")" \
+                "$(fmt 3 "$(med "$c" "$s" smtp_sink_cpu_ms_per_msg)")" \
+                "$(fmt 3 "$(med "$c" "$s" machine_busy_cpu_ms_per_msg)")" \
+                "$(fmt 2 "$(med "$c" "$s" load1)")"
+        done
+    done
+    echo
+    echo "## Targets (ratios of this run's medians)"
+    echo
+    echo "\"target\" rows are the goals; \"shown\" rows are the same ratio elsewhere, for comparison."
+    echo
+    echo "| kind | what | at | value | goal | verdict |"
+    echo "|---|---|---|---|---|---|"
+    target "libmilter target" "mx-all / mx-nochecks msg/s" 20 mx-all mx-nochecks 0.97
+    target "libmilter shown" "mx-all / mx-nochecks msg/s" 1 mx-all mx-nochecks 0.97
+    target "libmilter shown" "mx-all-unix / mx-nochecks-unix msg/s" 20 mx-all-unix mx-nochecks-unix 0.97
+    target "libmilter shown" "mx-all-unix / mx-nochecks-unix msg/s" 1 mx-all-unix mx-nochecks-unix 0.97
+    target "builtin target" "builtin-all / none msg/s" 20 builtin-all none 0.90
+    target "builtin target" "builtin-all-unix / none msg/s" 20 builtin-all-unix none 0.90
+    for s in $concs; do
+        cpu_target "builtin target" builtin-all "$s" 0.3
+        cpu_target "builtin target" builtin-all-unix "$s" 0.3
+    done
+    target "builtin shown" "builtin-all / builtin-nochecks msg/s" 20 builtin-all builtin-nochecks 0.97
+    target "both target" "mx-all / none msg/s" 1 mx-all none 0.90
+    target "both target" "mx-all-unix / none msg/s" 1 mx-all-unix none 0.90
+    target "both target" "builtin-all / none msg/s" 1 builtin-all none 0.90
+    target "both target" "builtin-all-unix / none msg/s" 1 builtin-all-unix none 0.90
+    target "both shown" "mx-all / none msg/s" 20 mx-all none 0.90
+    target "both shown" "mx-all-unix / none msg/s" 20 mx-all-unix none 0.90
     echo
     echo "Direct driver (tests/bench/milter_load, ${driver_secs} s each, mxgate and the driver share the cores):"
     echo
@@ -342,7 +540,7 @@ summarize >"$outdir/table.md"
     for c in $configs; do
         printf '%s' "$c"
         for s in $concs; do
-            printf '\t%s' "$(bench_median $(awk -F'\t' -v c="$c" -v s="$s" '$2 == c && $3 == s && $9 == "ok" { print $6 }' "$outdir/runs.tsv") | sed 's/^nan$/0/')"
+            printf '\t%s' "$(med "$c" "$s" msg_per_s | sed 's/^nan$/0/')"
         done
         echo
     done
