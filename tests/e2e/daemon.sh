@@ -15,6 +15,7 @@ MXGATE_REAL=${MXGATE_REAL:-$MXGATE}
 engine=${MXGATE_ENGINE:-libmilter}
 . "$here/lib/tap.sh"
 . "$here/lib/postfix.sh"
+. "$here/lib/mxgate.sh"
 
 pf_need_packages miltertest >/dev/null 2>&1 || command -v miltertest >/dev/null || {
     echo "Bail out! miltertest missing"; exit 99; }
@@ -28,16 +29,6 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-
-# wait_for COND-COMMAND SECONDS: poll until the command succeeds.
-wait_for() {
-    local limit=$2 i
-    for ((i = 0; i < limit * 10; i++)); do
-        eval "$1" && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # --- -V and -t -------------------------------------------------------------
 out=$("$MXGATE" -V 2>&1)

@@ -75,16 +75,6 @@ expect() {
     fi
 }
 
-# wait_for COMMAND SECONDS: poll (every 0.2 s) until COMMAND succeeds.
-wait_for() {
-    local i
-    for ((i = 0; i < $2 * 5; i++)); do
-        eval "$1" && return 0
-        sleep 0.2
-    done
-    return 1
-}
-
 # ---- instance A: helo, quota, rate limits ------------------------------------
 vmail=$tmp/vmail
 mkdir -p "$vmail/example.org/full/cur" "$vmail/example.org/full/new" \

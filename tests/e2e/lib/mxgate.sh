@@ -10,6 +10,17 @@ mxgate_alive() {
     [[ -n $st && $st != Z && $st != X ]]
 }
 
+# wait_for COND-COMMAND SECONDS: poll (every 0.1 s) until the command
+# succeeds; false when SECONDS pass first.
+wait_for() {
+    local limit=$2 i
+    for ((i = 0; i < limit * 10; i++)); do
+        eval "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # mxgate_start CONF LOG [SECONDS [PORT]]: "$MXGATE -f -c CONF" on a free
 # 127.0.0.1 port (or on PORT, when an MTA already points there), its
 # output in LOG; waits up to SECONDS (default 10) for it to listen, and
@@ -46,4 +57,55 @@ mxgate_start() {
         [[ -z $fixed ]] && grep -q 'cannot open milter socket' "$log" || return 1
     done
     return 1
+}
+
+# MXGATE_REPORT: what a sanitizer writes (AddressSanitizer, LeakSanitizer,
+# ThreadSanitizer, UndefinedBehaviorSanitizer's "runtime error:").
+MXGATE_REPORT='AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:'
+
+# mxgate_stop PID LOG [SECONDS]: stop a daemon the test started, as an init
+# system does: SIGTERM, then wait up to SECONDS (default 15: libmilter
+# takes 3-5 s) for it to exit, SIGKILL if it does not.  Sets
+# MXGATE_STOP_STATUS (the exit status, or "killed", or "gone" when PID was
+# not a running child).  True when it exited 0 and LOG holds no sanitizer
+# report (leak and TSan reports are written at exit, so LOG is read only
+# after the wait); otherwise false, with the reason in MXGATE_STOP_WHY and
+# the report's first lines as TAP diagnostics.
+mxgate_stop() {
+    local pid=$1 log=$2 limit=${3:-15} i
+    MXGATE_STOP_STATUS= MXGATE_STOP_WHY=
+    if [[ ! $pid =~ ^[0-9]+$ ]] || ! mxgate_alive "$pid"; then
+        wait "$pid" 2>/dev/null
+        MXGATE_STOP_STATUS=$?
+        [[ $pid =~ ^[0-9]+$ ]] || MXGATE_STOP_STATUS=gone
+        MXGATE_STOP_WHY="it had already exited (status $MXGATE_STOP_STATUS)"
+    else
+        kill -TERM "$pid" 2>/dev/null
+        for ((i = 0; i < limit * 20; i++)); do
+            mxgate_alive "$pid" || break
+            sleep 0.05
+        done
+        if mxgate_alive "$pid"; then
+            kill -KILL "$pid" 2>/dev/null
+            wait "$pid" 2>/dev/null
+            MXGATE_STOP_STATUS=killed
+            MXGATE_STOP_WHY="still running ${limit} s after SIGTERM"
+        else
+            wait "$pid"
+            MXGATE_STOP_STATUS=$?
+            [[ $MXGATE_STOP_STATUS == 0 ]] || MXGATE_STOP_WHY="exit status $MXGATE_STOP_STATUS"
+        fi
+    fi
+    if [[ -f $log ]] && grep -qE "$MXGATE_REPORT" "$log"; then
+        MXGATE_STOP_WHY="${MXGATE_STOP_WHY:+$MXGATE_STOP_WHY; }a sanitizer report in $log"
+        grep -E -A12 "$MXGATE_REPORT" "$log" | head -40 | sed 's/^/# /'
+    fi
+    [[ -z $MXGATE_STOP_WHY ]]
+}
+
+# mxgate_stop_check PID LOG NAME: mxgate_stop as a TAP point, "NAME stops
+# on SIGTERM: status 0, no sanitizer report".
+mxgate_stop_check() {
+    mxgate_stop "$1" "$2"
+    tap_result $? "$3 stops on SIGTERM: status 0, no sanitizer report${MXGATE_STOP_WHY:+ ($MXGATE_STOP_WHY)}"
 }

@@ -3,7 +3,8 @@
 TAP_N=0
 TAP_FAILED=0
 
-# tap_result STATUS NAME...: "ok N - NAME" when STATUS is 0, else "not ok".
+# tap_result STATUS NAME...: "ok N - NAME" when STATUS is 0, else "not ok";
+# returns STATUS, so "tap_result ... || tap_diag ..." shows why it failed.
 tap_result() {
     local status=$1
     shift
@@ -14,6 +15,7 @@ tap_result() {
         echo "not ok $TAP_N - $*"
         TAP_FAILED=$((TAP_FAILED + 1))
     fi
+    return "$status"
 }
 
 # tap_check NAME COMMAND...: run COMMAND, report its status under NAME.
