@@ -4,7 +4,9 @@
  * Order matters: the configuration is loaded (and rejected with exit 1)
  * before anything is opened; the engine is chosen (`engine`, libmilter by
  * default); the milter socket is opened as root, then the process
- * detaches, writes its pidfile and drops to `user`.  The signals mxgate
+ * detaches, writes its pidfile and drops to `user` (a child forked before
+ * the drop keeps root only to remove the pidfile and the socket at stop:
+ * see "Files removed at stop").  The signals mxgate
  * handles are blocked before any thread starts, and each has exactly one
  * thread waiting for it: SIGUSR1 the reload thread; SIGTERM, SIGINT and
  * SIGHUP (stop) libmilter's own signal thread under libmilter, mxgate's
@@ -22,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "callbacks.h"
@@ -203,6 +207,171 @@ daemonize(void)
 	}
 }
 
+/*
+ * Files removed at stop.  mxgate creates its pidfile and a unix socket as
+ * root, and they usually sit where only root may remove them (/run, a
+ * socket directory owned by root): after the drop to `user` an unlink()
+ * there fails.  So before it drops privileges, mxgate forks a keeper: a
+ * child that stays root for this one job, as Postfix's master stays root
+ * while its workers run unprivileged.  The keeper holds nothing but its
+ * end of a socket pair; at stop mxgate asks it, and it removes each file
+ * if it is still the one mxgate created (same device and inode), answers,
+ * and exits.  When mxgate ends without asking (SIGKILL, a crash) the
+ * keeper sees end-of-file and exits without removing anything: the files
+ * are then stale, as after any crash, and the next start replaces them.
+ * Stop signals do not end the keeper (an init system may signal every
+ * process of the service at once); the end of mxgate does.
+ */
+#define OWN_FILES_MAX 2
+
+static struct {
+	struct {
+		const char *path;
+		dev_t	dev;
+		ino_t	ino;
+	}	file[OWN_FILES_MAX];
+	size_t	count;
+	pid_t	keeper;			/* the keeper, or 0 */
+	int	fd;			/* mxgate's end of its socket pair, or -1 */
+} own = {.fd = -1};
+
+/* Remember path, just created by mxgate, as a file to remove at stop. */
+static void
+own_file_add(const char *path)
+{
+	struct stat st;
+
+	if (own.count == OWN_FILES_MAX || lstat(path, &st) != 0)
+		return;
+	own.file[own.count].path = path;
+	own.file[own.count].dev = st.st_dev;
+	own.file[own.count].ino = st.st_ino;
+	own.count++;
+}
+
+/* Remove own file i if it is still the one created: 0, or an errno. */
+static int
+own_file_remove(size_t i)
+{
+	struct stat st;
+
+	if (lstat(own.file[i].path, &st) != 0)
+		return errno == ENOENT ? 0 : errno;
+	if (st.st_dev != own.file[i].dev || st.st_ino != own.file[i].ino)
+		return 0;	/* replaced since: not mxgate's any more */
+	return unlink(own.file[i].path) == 0 || errno == ENOENT ? 0 : errno;
+}
+
+/* The keeper (see above); fd is its end of the socket pair. */
+static void __attribute__((noreturn))
+keeper_main(int fd)
+{
+	int	err[OWN_FILES_MAX] = {0};
+	char	cmd;
+	ssize_t n;
+
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	/*
+	 * Nothing of mxgate's stays open here, its listening socket least of
+	 * all: a socket still open in the keeper would look busy to the next
+	 * start, and would queue connections nobody accepts.
+	 */
+	if (fd > 3)
+		close_range(3, (unsigned)fd - 1, 0);
+	close_range((unsigned)fd + 1, ~0U, 0);
+	while ((n = read(fd, &cmd, 1)) < 0 && errno == EINTR)
+		;
+	if (n == 1) {
+		for (size_t i = 0; i < own.count; i++)
+			err[i] = own_file_remove(i);
+		while (write(fd, err, sizeof(err)) < 0 && errno == EINTR)
+			;
+	}
+	_exit(0);
+}
+
+/* As root, before the drop: start the keeper; false (logged) when it cannot. */
+static bool
+keeper_start(void)
+{
+	int	sv[2];
+	pid_t	pid;
+
+	if (own.count == 0)
+		return true;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		log_error("socketpair: %s", strerror(errno));
+		return false;
+	}
+	if ((pid = fork()) < 0) {
+		log_error("fork: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return false;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		keeper_main(sv[1]);
+	}
+	close(sv[1]);
+	own.keeper = pid;
+	own.fd = sv[0];
+	return true;
+}
+
+/* Ask the keeper to remove the files and end; true when it answered (err[]). */
+static bool
+keeper_ask(int err[OWN_FILES_MAX])
+{
+	size_t	got = 0;
+	ssize_t n;
+	char	cmd = 'r';
+
+	if (write(own.fd, &cmd, 1) == 1) {
+		while (got < OWN_FILES_MAX * sizeof(int)) {
+			n = read(own.fd, (char *)err + got, OWN_FILES_MAX * sizeof(int) - got);
+			if (n > 0)
+				got += (size_t)n;
+			else if (n == 0 || errno != EINTR)
+				break;
+		}
+	}
+	close(own.fd);
+	own.fd = -1;
+	while (waitpid(own.keeper, NULL, 0) < 0 && errno == EINTR)
+		;
+	own.keeper = 0;
+	return got == OWN_FILES_MAX * sizeof(int);
+}
+
+/*
+ * At stop, or at a failed start once the pidfile is written: remove the
+ * files, through the keeper if there is one.  Without a keeper mxgate kept
+ * its rights and removes the pidfile itself (the engine removes its socket).
+ */
+static void
+own_files_remove(void)
+{
+	int	err[OWN_FILES_MAX] = {0};
+
+	if (own.keeper == 0) {
+		for (size_t i = 0; i < own.count; i++)
+			err[i] = own_file_remove(i);
+	} else if (!keeper_ask(err)) {
+		log_warning("the process that removes the pidfile and the socket at stop is gone: "
+			    "they are left in place");
+		own.count = 0;
+		return;
+	}
+	for (size_t i = 0; i < own.count; i++)
+		if (err[i] != 0)
+			log_warning("cannot remove %s: %s", own.file[i].path, strerror(err[i]));
+	own.count = 0;
+}
+
 static bool
 write_pidfile(const char *path)
 {
@@ -215,10 +384,19 @@ write_pidfile(const char *path)
 		return false;
 	}
 	fprintf(fp, "%ld\n", (long)getpid());
-	return fclose(fp) == 0;
+	if (fclose(fp) != 0) {
+		log_error("pidfile %s: %s", path, strerror(errno));
+		return false;
+	}
+	own_file_add(path);
+	return true;
 }
 
-/* Started as root with user set: hand the socket over, then become user. */
+/*
+ * Started as root with user set: hand the socket over, start the keeper,
+ * then become user: its uid and gid (real, effective and saved), and the
+ * groups initgroups(3) finds for it.
+ */
 static bool
 drop_privileges(const char *user, const struct milter_socket *sock)
 {
@@ -231,8 +409,13 @@ drop_privileges(const char *user, const struct milter_socket *sock)
 		log_error("user \"%s\" does not exist", user);
 		return false;
 	}
-	if (path != NULL && chown(path, pw->pw_uid, pw->pw_gid) != 0)
-		log_warning("chown %s: %s", path, strerror(errno));
+	if (path != NULL) {
+		if (chown(path, pw->pw_uid, pw->pw_gid) != 0)
+			log_warning("chown %s: %s", path, strerror(errno));
+		own_file_add(path);
+	}
+	if (!keeper_start())
+		return false;
 	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
 	    setuid(pw->pw_uid) != 0) {
 		log_error("cannot become user \"%s\": %s", user, strerror(errno));
@@ -303,18 +486,19 @@ main(int argc, char **argv)
 	if (!opt.foreground)
 		daemonize();
 	cfg = config_current();
-	if (!write_pidfile(cfg->pidfile) || !drop_privileges(cfg->user, &sock)) {
+	if (!write_pidfile(cfg->pidfile)) {
 		config_release(cfg);
 		return 1;
 	}
-
-	if (!services_start(cfg)) {
+	if (!drop_privileges(cfg->user, &sock) || !services_start(cfg)) {
+		own_files_remove();
 		config_release(cfg);
 		return 1;
 	}
 	if (pthread_create(&reloader, NULL, reload_main, (void *)opt.config_path) != 0 ||
 	    (!engine->own_stop_signals && pthread_create(&stopper, NULL, stop_main, NULL) != 0)) {
 		log_error("cannot start the reload and stop threads");
+		own_files_remove();
 		config_release(cfg);
 		return 1;
 	}
@@ -337,8 +521,7 @@ main(int argc, char **argv)
 	pthread_kill(reloader, SIGUSR1);
 	pthread_join(reloader, NULL);
 	services_stop();
-	if (cfg->pidfile[0] != '\0')
-		unlink(cfg->pidfile);
+	own_files_remove();
 	config_release(cfg);
 	config_shutdown();
 	log_close();
