@@ -18,6 +18,15 @@
 #  * 20 miltertest processes at once, each holding 10 sessions open.
 # Macro packets with a name but no value (only a broken MTA sends them) are
 # fed too: they crashed Debian's libmilter, and must not crash the engine.
+# Each malformed packet has one outcome the raw client checks: a given
+# reply, the connection closed within 10 s (no close by then is a hang and
+# fails), or, for a packet not yet complete, silence while a new session is
+# served.  Where the engines legitimately differ (libmilter closes where
+# builtin answers), the expectation names the engine, read from mxgate's
+# start line.  libmilter ignores a complete command out of sequence (no
+# reply, no close: the MTA's own timeout applies, README.md "libmilter's
+# known limitations"); those points check exactly that: silence for 10 s,
+# and a new session served meanwhile.
 #
 # Usage: hostile.sh [ATTACK...]  (names of the raw client's attack functions;
 # default all).  Environment: MXGATE, abs_top_srcdir / srcdir, as for
@@ -77,23 +86,6 @@ relay() {
     [[ $finished == yes ]]
 }
 
-# stop_daemon: SIGTERM, wait up to 10 s; stop_status is the exit status
-# ("killed" if it had to be SIGKILLed).
-stop_daemon() {
-    local i
-    kill -TERM "$daemon_pid" 2>/dev/null
-    for ((i = 0; i < 100; i++)); do mxgate_alive "$daemon_pid" || break; sleep 0.1; done
-    if mxgate_alive "$daemon_pid"; then
-        kill -KILL "$daemon_pid" 2>/dev/null
-        wait "$daemon_pid" 2>/dev/null
-        stop_status=killed
-    else
-        wait "$daemon_pid"
-        stop_status=$?
-    fi
-    daemon_pid=
-}
-
 # ---- the daemon ------------------------------------------------------------
 printf 'trusted_networks = [ ];\n' >"$work/mxgate.conf"
 log=$work/mxgate.log
@@ -102,6 +94,18 @@ if ! mxgate_start "$work/mxgate.conf" "$log"; then
     exit 99
 fi
 daemon_pid=$MXGATE_PID
+# The engine running, as its start line names it (logged just after the
+# socket opens): the raw client's expectations differ by engine.
+engine=
+for ((i = 0; i < 100; i++)); do
+    engine=$(sed -n 's/.* listening on .* (engine \([a-z]*\),.*/\1/p' "$log" | head -n 1)
+    [[ -n $engine ]] && break
+    sleep 0.1
+done
+[[ -n $engine ]] || { echo "Bail out! mxgate logged no start line naming its engine"; exit 99; }
+[[ $engine == "${MXGATE_ENGINE:-libmilter}" ]]
+tap_result $? "mxgate runs the engine asked for (${MXGATE_ENGINE:-libmilter}): $engine"
+export HOSTILE_ENGINE=$engine
 export MXGATE_PORT MXGATE_PID MXGATE_TEST_DIR=$top/tests/milter
 export PYTHONPATH=$top/tests/e2e/lib${PYTHONPATH:+:$PYTHONPATH}   # milter_wire.py
 t0=$SECONDS
@@ -110,16 +114,23 @@ t0=$SECONDS
 cat >"$work/rawmilter.py" <<'PY'
 # rawmilter.py - sends, through tests/e2e/lib/milter_wire.py, what a real
 # MTA would never send.  Prints "TAP ok - ..." / "TAP not ok - ..." lines.
+# A hang is never
+# taken for a close: outcome() tells "silent" (a timeout) from "closed".
 import os, re, socket, struct, sys, time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree (make dist copies tests/e2e)
-from milter_wire import Closed, Milter, SMFIF_ALL, SMFIP_ALL, SMFIP_NR_CONN, SMFIP_NR_HELO
+from milter_wire import Closed, Milter, MilterError, SMFIF_ALL, SMFIP_ALL, SMFIP_NR_CONN, SMFIP_NR_HELO
 
 PORT = int(os.environ["MXGATE_PORT"])
 PID = int(os.environ["MXGATE_PID"])
 MAX_REPLY = 980                 # libmilter's MAXREPLYLEN
 NOT_FQDN = b"Helo command rejected: need fully-qualified hostname"
 INVALID = b"Helo command rejected: Invalid name"
+
+
+ENGINE = os.environ.get("HOSTILE_ENGINE", "unknown")    # as mxgate's start line names it
+BOUND = 10.0        # s: a reply or close later than this is a hang (generous for a loaded machine)
+QUIET = 2.0         # s: how long a milter waiting for the rest of a packet must stay silent
 
 
 def emit(s):
@@ -190,28 +201,99 @@ def is_continue(rep):
     return isinstance(rep, tuple) and rep[0] == b"c"
 
 
+def packet(cmd, data=b""):
+    """One packet's bytes, as milter_wire's send() writes them."""
+    return struct.pack(">I", len(data) + 1) + cmd + data
+
+
+def describe(out):
+    """An outcome() in words: "closed", "silent" or the packet."""
+    return out if isinstance(out, str) else "packet %r %r" % (out[0], out[1][:60])
+
+
+def write(c, data):
+    """Write raw bytes; mxgate closing meanwhile is no error here (what it did
+    is read next), a send that cannot go out is."""
+    try:
+        c.raw(data)
+    except socket.timeout:
+        return "mxgate stopped reading: the send timed out"
+    except OSError:
+        pass
+    return None
+
+
+def settle(conns, bound=BOUND):
+    """What mxgate did on each connection within BOUND seconds of the last
+    packet written: the first packet it sent, "closed" (EOF or reset) or
+    "silent" (nothing at all: for a complete packet, a hang).  One deadline
+    for all, so that a hang costs BOUND once."""
+    deadline = time.time() + bound
+    return [c.outcome(max(0.05, deadline - time.time())) for c in conns]
+
+
+def closed(out):
+    """None when the outcome is a close, else what it was."""
+    if out == "closed":
+        return None
+    if out == "silent":
+        return "neither a reply nor a close within %.0f s: a hang" % BOUND
+    return "%s instead of a close" % describe(out)
+
+
+def serving():
+    """None when the daemon runs and gives a normal session the right
+    answers at once (each reply within the client's timeout), else why not."""
+    if not alive():
+        return "the mxgate process is gone"
+    try:
+        c = session(b"localhost")
+        m = c.mail(b"<sender@example.net>")
+        r = c.rcpt(b"<rcpt@example.org>")
+        c.quit()
+        want = b"504 5.5.2 <localhost>: " + NOT_FQDN + b"\0"
+        if not is_continue(m) or r != (b"y", want):
+            return "MAIL %r, RCPT %r" % (m, r)
+        c = session(b"mail.example.net")
+        m, r = c.mail(b"<sender@example.net>"), c.rcpt(b"<rcpt@example.org>")
+        c.quit()
+        if not (is_continue(m) and is_continue(r)):
+            return "good HELO: MAIL %r, RCPT %r" % (m, r)
+    except Exception as e:
+        return "%s: %s" % (type(e).__name__, e)
+    return None
+
+
 def probe(label):
     """The daemon runs and gives a normal session the right answers."""
-    why = None
-    if not alive():
-        why = "the mxgate process is gone"
-    else:
-        try:
-            c = session(b"localhost")
-            m = c.mail(b"<sender@example.net>")
-            r = c.rcpt(b"<rcpt@example.org>")
-            c.quit()
-            want = b"504 5.5.2 <localhost>: " + NOT_FQDN + b"\0"
-            if not is_continue(m) or r != (b"y", want):
-                why = "MAIL %r, RCPT %r" % (m, r)
-            c = session(b"mail.example.net")
-            m, r = c.mail(b"<sender@example.net>"), c.rcpt(b"<rcpt@example.org>")
-            c.quit()
-            if why is None and not (is_continue(m) and is_continue(r)):
-                why = "good HELO: MAIL %r, RCPT %r" % (m, r)
-        except Exception as e:
-            why = "%s: %s" % (type(e).__name__, e)
+    why = serving()
     return check(why is None, label + ": mxgate alive and answering", why)
+
+
+def mail_rcpt_after(c):
+    """Send MAIL and RCPT on c; their replies, or what happened instead."""
+    try:
+        m = c.mail(b"<sender@example.net>")
+        r = c.rcpt(b"<rcpt@example.org>") if is_continue(m) else None
+        return m, r
+    except socket.timeout:
+        return "silent", None
+    except (Closed, OSError):
+        return "closed", None
+
+
+def want_refused(m, r):
+    """None when MAIL continued and RCPT got HELO localhost's 504, else what came."""
+    if is_continue(m) and reply_problem(r, b"504 5.5.2 ") is None and NOT_FQDN in r[1]:
+        return None
+    return "MAIL %s, RCPT %s" % (describe(m), describe(r) if r is not None else "not sent")
+
+
+def want_continue(m, r):
+    """None when MAIL and RCPT both continued, else what came."""
+    if is_continue(m) and is_continue(r):
+        return None
+    return "MAIL %s, RCPT %s" % (describe(m), describe(r) if r is not None else "not sent")
 
 
 # ---- the attacks: each a function; its checks, then a probe --------------
@@ -252,14 +334,12 @@ def helo_percent():
 
 
 def helo_over_limit():
-    # Beyond the engine's (and libmilter's) 64 KiB packet limit: the connection ends.
+    # Beyond the 64 KiB packet limit of both engines: the connection ends.
     c = Conn().optneg()
     c.connect()
-    c.send(b"H", b"b" * 70000 + b"\0")
-    out = c.outcome()
-    check(out in ("closed", "silent") or isinstance(out, tuple),
-          "70000-byte HELO packet: connection dropped or answered (%s)" % (out if isinstance(out, str) else out[0]))
+    why = write(c, packet(b"H", b"b" * 70000 + b"\0")) or closed(settle([c])[0])
     c.close()
+    check(why is None, "70000-byte HELO packet: connection closed within 10 s", why)
 
 
 def helo_crlf():
@@ -299,19 +379,28 @@ def helo_nul():
 
 
 def helo_unterminated():
-    for data in (b"mail.example.net", b""):
-        c = Conn().optneg()
-        c.connect()
-        c.send(b"H", data)
-        try:
-            m = c.mail(b"<sender@example.net>")
-            r = c.rcpt(b"<rcpt@example.org>")
-            desc = "MAIL %r, RCPT %r" % (m[0], r[0])
-            ok = is_continue(m) and (is_continue(r) or reply_problem(r) is None)
-        except (Closed, OSError) as e:
-            desc, ok = "connection %s" % type(e).__name__, True
-        c.close()
-        check(ok, "HELO packet of %d bytes without NUL: answered or dropped (%s)" % (len(data), desc))
+    # HELO is a step mxgate asked to get no reply for.  libmilter drops a
+    # HELO without its NUL and carries on (no HELO seen: no opinion, MAIL
+    # and RCPT continue); the builtin engine ends the connection.  An empty
+    # HELO packet ends it under both.
+    c = Conn().optneg()
+    c.connect()
+    c.send(b"H", b"mail.example.net")
+    if ENGINE == "libmilter":
+        m, r = mail_rcpt_after(c)
+        why = want_continue(m, r)
+        name = "HELO packet without NUL: libmilter drops it, MAIL and RCPT continue"
+    else:
+        why = closed(settle([c])[0])
+        name = "HELO packet without NUL: connection closed within 10 s"
+    c.close()
+    check(why is None, name, why)
+    c = Conn().optneg()
+    c.connect()
+    c.send(b"H")
+    why = closed(settle([c])[0])
+    c.close()
+    check(why is None, "HELO packet without data: connection closed within 10 s", why)
 
 
 def mail_rcpt_64k():
@@ -351,46 +440,64 @@ def mail_odd_args():
 
 
 def mail_unterminated():
-    c = session(b"mail.example.net")
-    c.send(b"M", b"<sender@example.net>")
-    out = c.outcome()
-    check(True, "MAIL packet without NUL: %s" % (out if isinstance(out, str) else "reply %r" % out[0]))
-    c.close()
-    c = session(b"mail.example.net")
-    c.send(b"M")
-    out = c.outcome()
-    check(True, "MAIL packet without data: %s" % (out if isinstance(out, str) else "reply %r" % out[0]))
-    c.close()
+    for data, what in ((b"<sender@example.net>", "without NUL"), (b"", "without data")):
+        c = session(b"mail.example.net")
+        c.send(b"M", data)
+        why = closed(settle([c])[0])
+        c.close()
+        check(why is None, "MAIL packet %s: connection closed within 10 s" % what, why)
 
 
 def out_of_order():
+    # Complete packets out of sequence.  The builtin engine answers a step
+    # it can run (RCPT, DATA, end of message without MAIL) and ends the
+    # connection for anything before or after negotiation that it cannot;
+    # libmilter runs a MAIL that comes first and ignores the others: no
+    # reply and no close, while it goes on serving other sessions.
+    cases = [  # what, negotiate first, packets, builtin's outcome, libmilter's
+        ("RCPT without MAIL", True, [(b"R", b"<rcpt@example.org>\0")], "refused", "ignored"),
+        ("DATA without MAIL", True, [(b"T", b"")], b"a", "ignored"),
+        ("end of message without MAIL", True, [(b"E", b"")], b"c", "ignored"),
+        ("connect before negotiation", False, [(b"C", b"client.example.net\x004\x00\x19192.0.2.1\0")],
+         "closed", "ignored"),
+        ("MAIL as the first packet", False, [(b"M", b"<a@b>\0")], "closed", b"c"),
+        ("a second negotiation mid-session", True, [(b"O", struct.pack(">III", 6, SMFIF_ALL, SMFIP_ALL))],
+         "closed", "ignored"),
+    ]
+    conns = []
+    for what, neg, pkts, want_b, want_l in cases:
+        c = session(b"localhost") if neg else Conn()
+        why = write(c, b"".join(packet(cmd, data) for cmd, data in pkts))
+        conns.append((c, why))
+    outs = settle([c for c, _ in conns])
+    for (what, neg, pkts, want_b, want_l), (c, why), out in zip(cases, conns, outs):
+        c.close()
+        want = want_b if ENGINE == "builtin" else want_l
+        if want == "ignored":
+            why = why or (("%s, not ignored" % describe(out)) if out != "silent" else serving())
+            name = "%s: ignored by libmilter (no reply, no close in 10 s), new sessions served" % what
+        elif want == "closed":
+            why = why or closed(out)
+            name = "%s: connection closed within 10 s" % what
+        elif want == "refused":
+            why = why or (None if isinstance(out, tuple) and reply_problem(out, b"504 5.5.2 ") is None
+                          else "%s, not the 504 refusal" % describe(out))
+            name = "%s: refused (504, HELO localhost) within 10 s" % what
+        else:
+            why = why or (None if isinstance(out, tuple) and out[0] == want
+                          else "%s, not %r" % (describe(out), want))
+            name = "%s: answered %r within 10 s" % (what, want.decode())
+        check(why is None, name, why)
+    # Header, end of headers and body: steps mxgate asked not to get, with
+    # no reply due; the session stays in step and the next MAIL is answered.
     c = session(b"localhost")
-    c.send(b"R", b"<rcpt@example.org>\0")
-    out = c.outcome(1.0)
-    check(True, "RCPT without MAIL: %s" % (out if isinstance(out, str) else "reply %r" % out[0]))
-    c.close()
-    c = session(b"localhost")
-    for cmd in (b"T", b"L", b"N", b"B", b"E"):
-        c.send(cmd, b"x\0y\0" if cmd == b"L" else b"")
-    out = c.outcome()
-    check(True, "DATA, header, EOH, body, EOM without MAIL: %s" %
-          (out if isinstance(out, str) else "reply %r" % out[0]))
-    c.close()
-    c = Conn()
-    c.send(b"C", b"client.example.net\x004\x00\x19192.0.2.1\0")
-    out = c.outcome()
-    check(True, "connect before negotiation: %s" % (out if isinstance(out, str) else "reply %r" % out[0]))
-    c.close()
-    c = Conn()
-    c.send(b"M", b"<a@b>\0")
-    out = c.outcome()
-    check(True, "MAIL as the first packet: %s" % (out if isinstance(out, str) else "reply %r" % out[0]))
-    c.close()
-    c = session(b"localhost")
-    c.send(b"O", struct.pack(">III", 6, SMFIF_ALL, SMFIP_ALL))
-    out = c.outcome()
-    check(True, "second negotiation mid-session: %s" % (out if isinstance(out, str) else "reply %r" % out[0]))
-    c.close()
+    c.raw(packet(b"L", b"x\0y\0") + packet(b"N") + packet(b"B", b"body"))
+    stray = c.outcome(QUIET)
+    m, r = mail_rcpt_after(c)
+    c.quit()
+    why = ("%s to a step with no reply due" % describe(stray)) if stray != "silent" else want_refused(m, r)
+    check(why is None, "header, end of headers, body without MAIL: no reply, then MAIL continues and RCPT refused",
+          why)
 
 
 def helo_after_mail():
@@ -406,32 +513,35 @@ def helo_after_mail():
 
 
 def macros():
-    cases = [
-        ("an empty macro packet", [b"D", b""]),
-        ("a macro packet with only a stage", [b"D", b"M"]),
-        ("an unknown stage", [b"D", b"Z{auth_authen}\0alice\0"]),
-        ("a NUL stage", [b"D", b"\0{auth_authen}\0alice\0"]),
-        ("an empty name and value", [b"D", b"M\0\0"]),
-        ("a 60000-byte {auth_authen}", [b"D", b"M{auth_authen}\0" + b"u" * 60000 + b"\0"]),
-        ("a 60000-byte {i}", [b"D", b"M{i}\0" + b"Q\r\n%" * 15000 + b"\0"]),
-        ("5000 macros", [b"D", b"M" + b"".join(b"{m%d}\0v\0" % i for i in range(5000))]),
-        ("{auth_authen} twice, the first empty", [b"D", b"M{auth_authen}\0\0{auth_authen}\0bob\0"]),
+    # Odd macro packets before MAIL.  Both engines ignore what they cannot
+    # use; libmilter ends the connection on a macro packet without data.
+    cases = [  # what, data, RCPT's outcome
+        ("an empty macro packet", b"", "closed-libmilter"),
+        ("a macro packet with only a stage", b"M", "refused"),
+        ("an unknown stage", b"Z{auth_authen}\0alice\0", "refused"),
+        ("a NUL stage", b"\0{auth_authen}\0alice\0", "refused"),
+        ("an empty name and value", b"M\0\0", "refused"),
+        ("a 60000-byte {auth_authen}", b"M{auth_authen}\0" + b"u" * 60000 + b"\0", "continue"),
+        ("a 60000-byte {i}", b"M{i}\0" + b"Q\r\n%" * 15000 + b"\0", "refused"),
+        ("5000 macros", b"M" + b"".join(b"{m%d}\0v\0" % i for i in range(5000)), "refused"),
+        ("{auth_authen} twice, the first empty", b"M{auth_authen}\0\0{auth_authen}\0bob\0", "refused"),
     ]
-    for what, (cmd, data) in cases:
-        try:
-            c = session(b"localhost")
-            c.send(cmd, data)
-            m = c.mail(b"<sender@example.net>")
-            r = c.rcpt(b"<rcpt@example.org>") if is_continue(m) else None
-            c.quit()
-            if is_continue(m) and isinstance(r, tuple):
-                ok = is_continue(r) or reply_problem(r) is None
-                desc = "MAIL c, RCPT %r" % r[0]
+    for what, data, want in cases:
+        c = session(b"localhost")
+        c.send(b"D", data)
+        if want == "closed-libmilter" and ENGINE == "libmilter":
+            why = closed(settle([c])[0])
+            name = "%s: libmilter closes the connection within 10 s" % what
+        else:
+            m, r = mail_rcpt_after(c)
+            if want == "continue":
+                why = want_continue(m, r)
+                name = "%s: MAIL and RCPT continue (authenticated)" % what
             else:
-                ok, desc = False, "MAIL %r" % (m,)
-        except (Closed, OSError) as e:
-            ok, desc = True, "connection %s" % type(e).__name__
-        check(ok, "MAIL after %s: answered or dropped (%s)" % (what, desc))
+                why = want_refused(m, r)
+                name = "%s: ignored, MAIL continues, RCPT refused" % what
+        c.close()
+        check(why is None, name, why)
     # Macros for the connect stage: a 60 KB {daemon_name}, none at all.
     c = Conn().optneg()
     c.macro(b"C", b"{daemon_name}", b"d" * 60000)
@@ -490,88 +600,137 @@ def macros_odd_count():
 
 
 def connects():
-    cases = [
-        ("IPv4 family with a bad address", b"h\x004\x00\x19999.1.1.1\0"),
-        ("IPv6 family with a bad address", b"h\x006\x00\x19zz::1\0"),
-        ("IPv6 family with an IPv6: tag", b"h\x006\x00\x19IPv6:2001:db8::1\0"),
-        ("unix family", b"h\x00L\x00\x00/tmp/sock\0"),
-        ("unknown family", b"h\x00U"),
-        ("family X", b"h\x00X\x00\x19192.0.2.1\0"),
-        ("no port or address", b"h\x004"),
-        ("no family", b"h\0"),
-        ("no NUL at all", b"host.example.net"),
-        ("an empty packet", b""),
-        ("a 60000-byte host name", b"h" * 60000 + b"\x004\x00\x19192.0.2.1\0"),
-        ("a host name with CR/LF and %", b"h\r\n%s%n\x004\x00\x19192.0.2.1\0"),
-        ("an address without NUL", b"h\x004\x00\x19192.0.2.1"),
+    # Malformed connect packets (a no-reply step), then HELO localhost, MAIL
+    # and RCPT.  The builtin engine takes any connect with a host name (an
+    # address it cannot read is an unknown client) and ends the connection
+    # without one; libmilter also ends it on an address or family it
+    # cannot read.
+    cases = [  # what, data, libmilter closes, builtin closes
+        ("IPv4 family with a bad address", b"h\x004\x00\x19999.1.1.1\0", True, False),
+        ("IPv6 family with a bad address", b"h\x006\x00\x19zz::1\0", True, False),
+        ("IPv6 family with an IPv6: tag", b"h\x006\x00\x19IPv6:2001:db8::1\0", False, False),
+        ("unix family", b"h\x00L\x00\x00/tmp/sock\0", False, False),
+        ("unknown family", b"h\x00U", False, False),
+        ("family X", b"h\x00X\x00\x19192.0.2.1\0", True, False),
+        ("no port or address", b"h\x004", True, False),
+        ("no family", b"h\0", True, False),
+        ("no NUL at all", b"host.example.net", True, True),
+        ("an empty packet", b"", True, True),
+        ("a 60000-byte host name", b"h" * 60000 + b"\x004\x00\x19192.0.2.1\0", False, False),
+        ("a host name with CR/LF and %", b"h\r\n%s%n\x004\x00\x19192.0.2.1\0", False, False),
+        ("an address without NUL", b"h\x004\x00\x19192.0.2.1", True, False),
     ]
-    for what, data in cases:
-        try:
-            c = Conn().optneg()
-            c.send(b"C", data)
-            c.helo(b"localhost")
-            m = c.mail(b"<sender@example.net>")
-            r = c.rcpt(b"<rcpt@example.org>") if is_continue(m) else m
-            c.quit()
-            ok = is_continue(r) or reply_problem(r) is None
-            desc = "RCPT %r" % r[0]
-        except (Closed, OSError) as e:
-            ok, desc = True, "connection %s" % type(e).__name__
-        check(ok, "connect with %s: answered or dropped (%s)" % (what, desc))
+    for what, data, lm_closes, bi_closes in cases:
+        c = Conn().optneg()
+        why = write(c, packet(b"C", data) + packet(b"H", b"localhost\0"))
+        if (lm_closes if ENGINE == "libmilter" else bi_closes):
+            why = why or closed(settle([c])[0])
+            name = "connect with %s: connection closed within 10 s" % what
+        else:
+            m, r = mail_rcpt_after(c)
+            why = why or want_refused(m, r)
+            name = "connect with %s: taken, MAIL continues, RCPT refused" % what
+        c.close()
+        check(why is None, name, why)
 
 
 def garbage_packets():
-    cases = [
-        ("unknown command Z", struct.pack(">I", 5) + b"Zjunk"),
-        ("command byte NUL", struct.pack(">I", 1) + b"\0"),
-        ("command byte 0xff", struct.pack(">I", 3) + b"\xff\xff\xff"),
-        ("length 0", b"\0\0\0\0"),
-        ("length 0xffffffff", b"\xff\xff\xff\xffH"),
-        ("length 0x7fffffff", b"\x7f\xff\xff\xffM<a@b>\0"),
-        ("length 1 MiB, 64 KiB sent", struct.pack(">I", 1 << 20) + b"H" + b"x" * 65536),
-        ("a truncated header", b"\0\0"),
-        ("a packet cut short", struct.pack(">I", 100) + b"Hmail.exa"),
-        ("random bytes", bytes((i * 37 + 11) % 256 for i in range(4096))),
+    # Framing errors end the connection under both engines; a packet not yet
+    # complete leaves it waiting, silent, while other sessions are served.
+    # libmilter reads the length and the command byte together, so a
+    # length 0 without its command byte is still incomplete there.
+    cases = [  # what, bytes, outcome ("closed", "incomplete")
+        ("unknown command Z", packet(b"Z", b"junk"), "closed"),
+        ("command byte NUL", struct.pack(">I", 1) + b"\0", "closed"),
+        ("command byte 0xff", struct.pack(">I", 3) + b"\xff\xff\xff", "closed"),
+        ("length 0", b"\0\0\0\0", "incomplete" if ENGINE == "libmilter" else "closed"),
+        ("length 0xffffffff", b"\xff\xff\xff\xffH", "closed"),
+        ("length 0x7fffffff", b"\x7f\xff\xff\xffM<a@b>\0", "closed"),
+        ("length 1 MiB, 64 KiB sent", struct.pack(">I", 1 << 20) + b"H" + b"x" * 65536, "closed"),
+        ("random bytes", bytes((i * 37 + 11) % 256 for i in range(4096)), "closed"),
+        ("a truncated header", b"\0\0", "incomplete"),
+        ("a packet cut short", struct.pack(">I", 100) + b"Hmail.exa", "incomplete"),
     ]
-    for what, data in cases:
+    conns = []
+    for what, data, want in cases:
         c = Conn().optneg()
         c.connect()
-        try:
-            c.raw(data)
-        except OSError:
-            pass
-        out = c.outcome(1.0)
+        conns.append((c, write(c, data)))
+    shut = [i for i, (what, data, want) in enumerate(cases) if want == "closed"]
+    open_ = [i for i in range(len(cases)) if i not in shut]
+    outs = dict(zip(shut, settle([conns[i][0] for i in shut])))
+    outs.update(zip(open_, settle([conns[i][0] for i in open_], bound=QUIET)))
+    held = []
+    for i, (what, data, want) in enumerate(cases):
+        c, why = conns[i]
+        if want == "closed":
+            why = why or closed(outs[i])
+            check(why is None, "%s: connection closed within 10 s" % what, why)
+            c.close()
+        else:
+            held.append((what, c, why or (None if outs[i] == "silent" else
+                                          "%s while the packet is incomplete" % describe(outs[i]))))
+    # With the incomplete ones still open, a new session is served at once.
+    why_serving = serving()
+    for what, c, why in held:
+        if what == "length 0":
+            what = "length 0 (libmilter reads the length and command byte as one)"
+        check(why is None and why_serving is None,
+              "%s: silent for %.0f s while incomplete, a new session served meanwhile" % (what, QUIET),
+              why or why_serving)
+    # The rest of each: the engine then acts on the whole packet.
+    for what, c, why in held:
+        if what == "a packet cut short":
+            # The HELO completed: a valid name of 98 bytes.
+            rest = b"mple." + b"b" * 40 + b"." + b"c" * 40 + b".net\0"
+            w = write(c, rest)
+            m, r = mail_rcpt_after(c)
+            why = w or want_continue(m, r)
+            check(why is None, "a packet cut short, completed: a HELO of 98 bytes, MAIL and RCPT continue", why)
+        elif what.startswith("length 0"):
+            why = write(c, b"H") or closed(settle([c])[0])
+            check(why is None, "length 0, then its command byte: libmilter closes within 10 s", why)
         c.close()
-        check(True, "%s: %s" % (what, out if isinstance(out, str) else "reply %r" % out[0]))
 
 
 def negotiations():
-    cases = [
-        ("version 2, no flags (an old MTA)", 2, 0, 0),
-        ("version 2 with V2 flags", 2, 0x3F, 0x7F),
-        ("version 6, no actions, no steps", 6, 0, 0),
-        ("version 6 without NR steps", 6, SMFIF_ALL, SMFIP_ALL & ~(SMFIP_NR_CONN | SMFIP_NR_HELO)),
-        ("version 0xffffffff, every bit", 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF),
-        ("version 1", 1, SMFIF_ALL, SMFIP_ALL),
+    # Odd negotiations: a working session where the engine can speak the
+    # version offered, else the connection ends.  libmilter reads the
+    # version as a signed number, so 0xffffffff is below its minimum of 2;
+    # the builtin engine answers it with version 6.
+    cases = [  # what, version, actions, steps, a session (else closed)
+        ("version 2, no flags (an old MTA)", 2, 0, 0, True),
+        ("version 2 with V2 flags", 2, 0x3F, 0x7F, True),
+        ("version 6, no actions, no steps", 6, 0, 0, True),
+        ("version 6 without NR steps", 6, SMFIF_ALL, SMFIP_ALL & ~(SMFIP_NR_CONN | SMFIP_NR_HELO), True),
+        ("version 0xffffffff, every bit", 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, ENGINE == "builtin"),
+        ("version 1", 1, SMFIF_ALL, SMFIP_ALL, False),
     ]
-    for what, v, a, p in cases:
-        try:
-            c = Conn().optneg(v, a, p)
-            c.connect()
-            c.helo(b"localhost")
-            m = c.mail(b"<sender@example.net>")
-            r = c.rcpt(b"<rcpt@example.org>")
-            c.quit()
-            ok = is_continue(m) and reply_problem(r) is None
-            desc = "negotiated steps 0x%x; MAIL %r, RCPT %r" % (c.pflags, m[0], r[0])
-        except (Closed, OSError, ValueError) as e:
-            ok, desc = True, "refused (%s)" % e
-        check(ok, "negotiation %s: a working session or a refusal (%s)" % (what, desc))
+    for what, v, a, p, works in cases:
+        c = Conn()
+        if works:
+            try:
+                c.optneg(v, a, p)
+                c.connect()
+                c.helo(b"localhost")
+                m, r = mail_rcpt_after(c)
+                why = want_refused(m, r)
+                if why is None and not 2 <= c.version <= min(v, 6):
+                    why = "answered version %d to an offer of %d" % (c.version, v)
+            except (MilterError, OSError) as e:
+                why = "%s: %s" % (type(e).__name__, e)
+            name = "negotiation %s: a working session (MAIL continues, RCPT refused)" % what
+        else:
+            c.send(b"O", struct.pack(">III", v, a, p))
+            why = closed(settle([c])[0])
+            name = "negotiation %s: connection closed within 10 s" % what
+        c.close()
+        check(why is None, name, why)
     c = Conn()
     c.send(b"O", b"\0\0\0\x06")
-    out = c.outcome(1.0)
+    why = closed(settle([c])[0])
     c.close()
-    check(True, "a 4-byte negotiation: %s" % (out if isinstance(out, str) else "reply %r" % out[0]))
+    check(why is None, "a 4-byte negotiation: connection closed within 10 s", why)
 
 
 def quit_new_connection():
@@ -614,8 +773,9 @@ def aborts():
 
 
 def abrupt_closes():
-    steps = ["negotiation", "connect", "HELO", "MAIL", "RCPT", "mid-packet"]
-    for stop in steps:
+    # A connection reset (no QUIT) after each step; mxgate must end that
+    # session and serve the next one at once.
+    for stop in ["negotiation", "connect", "HELO", "MAIL", "RCPT", "mid-packet"]:
         c = Conn().optneg()
         if stop != "negotiation":
             c.connect()
@@ -629,7 +789,8 @@ def abrupt_closes():
             c.raw(struct.pack(">I", 50) + b"R<rcpt")
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         c.close()           # RST, no QUIT
-    check(True, "connections reset after each step: " + ", ".join(steps))
+        why = serving()
+        check(why is None, "connection reset after %s: the next session answered right" % stop, why)
 
 
 def stalled_clients():
@@ -842,8 +1003,9 @@ relay "afterwards: raw client: " <<<"$out" || tap_result 1 "afterwards: the raw 
 
 mxgate_alive "$daemon_pid"
 tap_result $? "mxgate is still running at the end"
-! grep -qE 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:' "$log"
-tap_result $? "no sanitizer report in mxgate's log"
+# Leak reports are written at exit: the log is read after the stop.
+mxgate_stop_check "$daemon_pid" "$log" "mxgate, after all that,"
+daemon_pid=
 # A CR or LF that reached a log line starts a line of its own (a forged
 # log entry): every line must be one of mxgate's.
 n=$(grep -avc '^mxgate: ' "$log")
@@ -852,8 +1014,6 @@ tap_result "$((n != 0))" "every line of mxgate's log is its own: no CR/LF from i
 n=$(grep -c 'reject: RCPT from' "$log")
 tap_diag "mxgate logged $n RCPT refusals"
 
-stop_daemon
-tap_result "$([[ $stop_status == 0 ]]; echo $?)" "mxgate stops cleanly on SIGTERM after all that (status $stop_status)"
 ((TAP_FAILED)) && tap_diag "mxgate log (last 30 lines):" "$(tail -n 30 "$log")"
 
 tap_diag "hostile.sh took $((SECONDS - t0)) s"
