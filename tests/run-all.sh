@@ -20,7 +20,11 @@
 # (./configure run in it) is cleaned with make distclean first: configure
 # refuses to build out of tree from it.
 # Ends with "N passed, N failed, N skipped" over every TAP test point.
-# Exit status 0 only when nothing failed.
+# A pass that ran fewer test points than it is known to have (min_points
+# below: a test that stopped early, a script that bailed out, a TESTS list
+# gone short) is a failure, and so is any skipped test point: the suite
+# installs what it needs and runs as root, so a skip means a test did not
+# run.  Exit status 0 only when nothing failed.
 set -u
 # Debian's tools first: the tests are written against them (a python3 shim
 # of a version manager earlier in PATH costs seconds per start).
@@ -32,6 +36,17 @@ fuzz_seconds=${MXGATE_FUZZ_SECONDS:-30}
 passed=0 failed=0 skipped=0
 start=$SECONDS
 stage= stage_start=$SECONDS times=()
+
+# The test points each pass is known to run (BUILD-ENGINE, and "fuzz" for
+# the libFuzzer targets), as counted in a full run.  A change that adds
+# points may raise these; one that removes points must say why it lowers
+# them.
+declare -A min_points=(
+    [default-libmilter]=1214 [default-builtin]=946
+    [asan-libmilter]=1214 [asan-builtin]=946
+    [tsan-builtin]=890 [tsan-libmilter]=624
+    [fuzz]=5
+)
 
 # note TEXT: a heading; it also starts a new stage for the timing summary.
 note() {
@@ -106,12 +121,21 @@ check_pass() {
     if [ "$st" -ne 0 ] && [ "$f" -eq 0 ]; then
         f=1 bad+=("make check exited $st with no failing test result: see $out")
     fi
+    if [ $((p + f)) -lt "${min_points[$build-$engine]:-1}" ]; then
+        f=$((f + 1))
+        bad+=("$label ran $((p + f - 1)) test points, fewer than the ${min_points[$build-$engine]:-1} it is known to have")
+    fi
+    if [ "$s" -gt 0 ]; then
+        f=$((f + 1))
+        bad+=("$label skipped $s test points: $(cd "$dir" && grep -l '^:test-result: SKIP' $(for t in $tests; do echo "${t%.sh}.trs"; done) 2>/dev/null | tr '\n' ' ')")
+    fi
     echo "  $label: $p passed, $f failed, $s skipped"
     passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
     for t in "${bad[@]}"; do
         echo "---- FAILED $t"
         case $t in
         *"$keep/"*.log) grep -E '^(not ok|#|Bail)' "$dir/$keep/${t#*"$keep/"}" | head -40 ;;
+        "$label "*) ;;
         *) [ -n "$shown" ] || show_logs "$dir/$out"; shown=yes ;;
         esac
     done
@@ -200,7 +224,8 @@ note "libFuzzer targets, ${fuzz_seconds}s each"
 if out=$(bash "$top/tests/fuzz/run-libfuzzer.sh" "$builds/fuzz" "$fuzz_seconds" 2>&1); then :; fi
 echo "$out" | grep -E '^(ok|not ok)' | sed 's/^/  /'
 p=$(grep -c '^ok' <<<"$out"); f=$(grep -c '^not ok' <<<"$out")
-[ "$p" -gt 0 ] || { f=$((f + 1)); echo "$out" | tail -20; }
+[ $((p + f)) -ge "${min_points[fuzz]}" ] ||
+    { f=$((f + 1)); echo "  FAILED: $((p + f - 1)) fuzz targets ran, fewer than ${min_points[fuzz]}"; echo "$out" | tail -20; }
 passed=$((passed + p)) failed=$((failed + f))
 
 note "make distcheck (unit tests)"
