@@ -401,10 +401,15 @@ service_open(const struct config *cfg, struct quota_source *src, bool remote)
 		service_free(svc);
 		return NULL;
 	}
-	/* A wrong maildir_root would make every mailbox "not found": say so once. */
+	return svc;
+}
+
+/* A wrong maildir_root would make every mailbox "not found": say so once. */
+static void
+service_check_root(const struct quota_service *svc)
+{
 	if (access(svc->root, R_OK | X_OK) != 0)
 		log_warning("quota: maildir_root %s: %s", svc->root, strerror(errno));
-	return svc;
 }
 
 /* Install svc as the current service, releasing the old one. */
@@ -455,6 +460,7 @@ quota_start_with(const struct config *cfg, struct quota_source *src, bool remote
 	}
 	if ((svc = service_open(cfg, src, remote)) == NULL)
 		return false;
+	service_check_root(svc);
 	service_install(svc);
 	log_info("quota: %s source, cache_ttl %u s", svc->src->ops->name, cfg->quota.cache_ttl);
 	return true;
@@ -485,6 +491,7 @@ quota_reload(const struct config *cfg)
 		log_error("quota: keeping the previous source");
 		return;
 	}
+	service_check_root(svc);
 	service_install(svc);
 	log_info("quota: now using the %s source", svc->src->ops->name);
 }
@@ -711,12 +718,36 @@ judge_mailboxes(const struct cached *c, const struct config *cfg, const struct r
 	}
 }
 
+/*
+ * The service for a session on snapshot cfg.  A session keeps the
+ * configuration it started with, and that includes where quotas come from:
+ * when a reload has changed the source since the session began (the
+ * current service was opened with other settings), the session gets a
+ * source of its own opened with cfg, for this one check and without the
+ * cache (which holds the current source's answers).  Only sessions in
+ * flight across such a reload pay for it.  *ttl is the cache's lifetime to
+ * use, 0 for none.
+ */
+static struct quota_service *
+service_for(const struct config *cfg, unsigned *ttl)
+{
+	struct quota_service *svc = service_acquire();
+
+	*ttl = cfg->quota.cache_ttl;
+	if (svc == NULL || svc->settings == cfg || !source_changed(svc->settings, cfg))
+		return svc;
+	service_release(svc);
+	*ttl = 0;
+	return service_open(cfg, NULL, false);
+}
+
 enum quota_verdict
 quota_check(const struct config *cfg, const struct address *addr, unsigned long long size,
 	    struct quota_result *out)
 {
-	struct quota_service *svc = service_acquire();
-	struct cached c = {.svc = svc, .ttl = cfg->quota.cache_ttl};
+	unsigned ttl;
+	struct quota_service *svc = service_for(cfg, &ttl);
+	struct cached c = {.svc = svc, .ttl = ttl};
 	struct quota_source cached = {.ops = &cached_ops, .state = &c};
 	struct resolution *res;
 	enum source_status st;

@@ -5,7 +5,7 @@
  *
  *   milter_load -p SOCKET [-c THREADS] [-d SECONDS] [-n SESSIONS]
  *               [-m MSGS] [-r RCPTS] [-k CLIENTS] [-u RECIPIENTS]
- *               [-H HELO] [-a AUTHUSER] [-t TIMEOUT] [-N] [-x] [-q]
+ *               [-H HELO] [-a AUTHUSER] [-t TIMEOUT] [-L FILE] [-N] [-x] [-q]
  *
  * Each thread runs milter sessions one after another, as an MTA's smtpd
  * processes do: negotiate (offering what Postfix 3.7 offers, and taking the
@@ -25,6 +25,11 @@
  * end the run, every socket read and write has a deadline (-t, default
  * 10 s), and a packet longer than 64 KiB ends its session as an error.
  * Output: a human summary, then one "RESULT key=value ..." line for scripts.
+ * -L FILE appends one line per session to FILE, for a test that checks
+ * each verdict: "SESSION M:V R:V R:V ...", V being the reply's code for a
+ * custom reply ("552") and else the reply's letter ("c" continue, "a"
+ * accept, "t" tempfail, "r" reject), one per MAIL and RCPT answered in
+ * order, and " FAILED" at the end of a session that did not complete.
  * Exit status 0 when every session completed, 1 when any failed, 2 on
  * usage errors.
  *
@@ -80,6 +85,7 @@ struct load_options {
 	const char *helo, *auth_user;
 	double	timeout;
 	bool	nodelay, quiet, no_macros;
+	const char *verdict_log;	/* -L FILE, or NULL */
 };
 
 /* Verdicts by kind, for MAIL and RCPT. */
@@ -108,6 +114,8 @@ struct load_conn {
 	char	rbuf[LOAD_MAX_PACKET];
 	size_t	rlen;
 	char	rcmd;
+	char	verdicts[1024];		/* -L: this session's " M:V R:V ..." */
+	size_t	vlen;
 };
 
 struct load_thread {
@@ -117,6 +125,8 @@ struct load_thread {
 };
 
 static struct load_options opt;
+static FILE *verdict_file;		/* -L */
+static pthread_mutex_t verdict_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool stop_flag;
 static atomic_ulong sessions_started;
 static struct timespec run_start;
@@ -140,7 +150,7 @@ usage(void)
 	fprintf(stderr,
 		"usage: milter_load -p SOCKET [-c THREADS] [-d SECONDS] [-n SESSIONS]\n"
 		"                   [-m MSGS] [-r RCPTS] [-k CLIENTS] [-u RECIPIENTS]\n"
-		"                   [-H HELO] [-a AUTHUSER] [-t TIMEOUT] [-N] [-x] [-q]\n");
+		"                   [-H HELO] [-a AUTHUSER] [-t TIMEOUT] [-L FILE] [-N] [-x] [-q]\n");
 	exit(2);
 }
 
@@ -473,10 +483,23 @@ conn_negotiate(struct load_conn *c)
 	return true;
 }
 
-/* Count a verdict and, for RCPT, its latency. */
+/* Count a verdict and, for RCPT, its latency; -L: note it for the session's line. */
 static void
-stats_verdict(struct load_stats *st, bool rcpt, enum load_kind kind, const struct timespec *t0)
+stats_verdict(struct load_conn *c, struct load_stats *st, bool rcpt, enum load_kind kind,
+	      const struct timespec *t0)
 {
+	if (verdict_file != NULL && c->vlen + 16 < sizeof(c->verdicts)) {
+		int	n;
+
+		if (c->rcmd == SMFIR_REPLYCODE && c->rlen >= 3)
+			n = snprintf(c->verdicts + c->vlen, sizeof(c->verdicts) - c->vlen, " %c:%.3s",
+				     rcpt ? 'R' : 'M', c->rbuf);
+		else
+			n = snprintf(c->verdicts + c->vlen, sizeof(c->verdicts) - c->vlen, " %c:%c",
+				     rcpt ? 'R' : 'M', c->rcmd);
+		if (n > 0)
+			c->vlen += (size_t)n;
+	}
 	if (rcpt) {
 		st->rcpt[kind]++;
 		samples_push(&st->lat, &st->nlat, &st->cap, micros_since(t0));
@@ -509,7 +532,7 @@ session_message(struct load_conn *c, struct load_stats *st, unsigned long sess, 
 			return false;
 		enum load_kind k = reply_kind(c);
 
-		stats_verdict(st, false, k, &t0);
+		stats_verdict(c, st, false, k, &t0);
 		if (k == KIND_REJECT || k == KIND_TEMPFAIL)
 			return conn_queue(c, SMFIC_ABORT, NULL, 0);
 	}
@@ -531,7 +554,7 @@ session_message(struct load_conn *c, struct load_stats *st, unsigned long sess, 
 		}
 		if (!conn_reply(c))
 			return false;
-		stats_verdict(st, true, reply_kind(c), &t0);
+		stats_verdict(c, st, true, reply_kind(c), &t0);
 		if (reply_kind(c) == KIND_CONTINUE || reply_kind(c) == KIND_ACCEPT)
 			accepted++;
 	}
@@ -623,6 +646,12 @@ fail:
 	stats_error(st, "session");
 out:
 	close(c->fd);
+	if (verdict_file != NULL) {
+		pthread_mutex_lock(&verdict_lock);
+		fprintf(verdict_file, "%lu%.*s%s\n", sess, (int)c->vlen, c->verdicts,
+			ok ? "" : " FAILED");
+		pthread_mutex_unlock(&verdict_lock);
+	}
 	for (int i = 0; i < LOAD_STAGES; i++)
 		free(c->macros[i]);
 	free(c);
@@ -701,7 +730,7 @@ parse_options(int argc, char **argv)
 	opt.helo = "client.example.net";
 	opt.timeout = 10;
 	opt.nodelay = true;
-	while ((ch = getopt(argc, argv, "p:c:d:n:m:r:k:u:H:a:t:Nxq")) != -1) {
+	while ((ch = getopt(argc, argv, "p:c:d:n:m:r:k:u:H:a:t:L:Nxq")) != -1) {
 		switch (ch) {
 		case 'p':
 			opt.socket = optarg;
@@ -740,6 +769,9 @@ parse_options(int argc, char **argv)
 			if (!(opt.timeout > 0 && opt.timeout <= 120))
 				usage();
 			break;
+		case 'L':
+			opt.verdict_log = optarg;
+			break;
 		case 'N':
 			opt.nodelay = false;
 			break;
@@ -772,6 +804,10 @@ main(int argc, char **argv)
 	const char *error = NULL;
 
 	parse_options(argc, argv);
+	if (opt.verdict_log != NULL && (verdict_file = fopen(opt.verdict_log, "a")) == NULL) {
+		fprintf(stderr, "milter_load: %s: %s\n", opt.verdict_log, strerror(errno));
+		return 2;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	memset(&total, 0, sizeof(total));
 	clock_gettime(CLOCK_MONOTONIC, &run_start);
@@ -838,5 +874,9 @@ main(int argc, char **argv)
 	       percentile(total.lat, total.nlat, 50), percentile(total.lat, total.nlat, 90),
 	       percentile(total.lat, total.nlat, 99), percentile(total.lat, total.nlat, 100),
 	       percentile(total.sess_lat, total.nsess, 50));
+	if (verdict_file != NULL && fclose(verdict_file) != 0) {
+		fprintf(stderr, "milter_load: %s: %s\n", opt.verdict_log, strerror(errno));
+		return 1;
+	}
 	return total.sessions_failed == 0 && total.sessions > 0 ? 0 : 1;
 }
