@@ -34,13 +34,19 @@ log_close(void)
 	closelog();
 }
 
+bool
+log_enabled(enum log_level level)
+{
+	return (int)level <= atomic_load(&max_level);
+}
+
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {
 	char	line[2048];
 	va_list ap;
 
-	if ((int)level > atomic_load(&max_level))
+	if (!log_enabled(level))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);

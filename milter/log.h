@@ -18,6 +18,9 @@ void	log_open(const char *ident, int facility, bool to_stderr);
 void	log_set_level(enum log_level level);
 void	log_close(void);
 
+/* True when a line of level is written (to skip building one that is not). */
+bool	log_enabled(enum log_level level);
+
 void	log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

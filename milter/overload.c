@@ -504,6 +504,53 @@ overload_sample(const struct overload_settings *set,
 
 /* ---- the state machine ---------------------------------------------- */
 
+void
+overload_sample_line(char *line, size_t size, unsigned long n, const struct overload_settings *set,
+		     const struct overload_reading readings[OVERLOAD_NSIGNALS], unsigned word)
+{
+	size_t	used;
+	const char *sep = "";
+
+	snprintf(line, size, "overload: sample %lu: ", n);
+	if (!set->enabled) {
+		used = strlen(line);
+		snprintf(line + used, size - used, "overload check disabled");
+		return;
+	}
+	for (int i = 0; i < OVERLOAD_NSIGNALS; i++) {
+		const struct overload_reading *r = &readings[i];
+
+		used = strlen(line);
+		if (r->status == OVERLOAD_READING_OFF)
+			continue;
+		if (r->status == OVERLOAD_READING_ERROR)
+			snprintf(line + used, size - used, "%s%s unreadable", sep, signal_names[i]);
+		else if (i == 0)
+			snprintf(line + used, size - used, "%sflag file %s", sep,
+				 r->value != 0 ? "present" : "absent");
+		else if (i == 1)
+			snprintf(line + used, size - used, "%squeue depth %.0f%s", sep, r->value,
+				 r->at_least ? " or more" : "");
+		else
+			snprintf(line + used, size - used, "%sload average %.2f", sep, r->value);
+		sep = ", ";
+	}
+	used = strlen(line);
+	snprintf(line + used, size - used, "%s%s", sep[0] != '\0' ? "; " : "nothing watched; ",
+		 word == 0 ? "not overloaded" : "overloaded (");
+	for (int i = 0, first = 1; word != 0 && i < OVERLOAD_NSIGNALS; i++) {
+		if ((word & (1u << i)) == 0)
+			continue;
+		used = strlen(line);
+		snprintf(line + used, size - used, "%s%s", first ? "" : ", ", signal_names[i]);
+		first = 0;
+	}
+	if (word != 0) {
+		used = strlen(line);
+		snprintf(line + used, size - used, ")");
+	}
+}
+
 /* Append "SIGNAL VALUE, why" for signal i to line, as it stands at entering or leaving. */
 static void
 describe(char *line, size_t size, const struct overload_settings *set, int i,
@@ -628,6 +675,7 @@ static struct {
 	/* The sampler's own (before the thread starts: overload_start's). */
 	struct overload_settings *current;
 	struct overload_machine machine;
+	unsigned long samples;		/* taken since start, for the debug line */
 } sampler = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 bool
@@ -660,6 +708,14 @@ sample_and_publish(void)
 	overload_sample(sampler.current, readings);
 	word = overload_machine_step(&sampler.machine, sampler.current, readings, emit_log, NULL);
 	atomic_store_explicit(&overload_word, word, memory_order_relaxed);
+	sampler.samples++;
+	if (log_enabled(LOG_LEVEL_DEBUG)) {
+		char	line[OVERLOAD_TEXT_MAX * 2];
+
+		overload_sample_line(line, sizeof(line), sampler.samples, sampler.current,
+				     readings, word);
+		log_debug("%s", line);
+	}
 }
 
 /* Sleep sample_interval seconds (or until reload or stop), then sample. */

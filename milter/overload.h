@@ -142,6 +142,17 @@ void	overload_scan_limits_for(const struct overload_settings *set,
 void	overload_sample(const struct overload_settings *set,
 			struct overload_reading readings[OVERLOAD_NSIGNALS]);
 
+/*
+ * The debug line of sample number n (log_level = "debug"): "overload:
+ * sample N: flag file absent, queue depth 19, load average 0.10; not
+ * overloaded", each signal set watches as read (or "unreadable"), then
+ * the state word gives: "not overloaded" or "overloaded (queue depth)".
+ */
+void	overload_sample_line(char *line, size_t size, unsigned long n,
+			     const struct overload_settings *set,
+			     const struct overload_reading readings[OVERLOAD_NSIGNALS],
+			     unsigned word);
+
 /* Where the state machine's log lines go. */
 typedef void overload_emit_fn(void *arg, enum log_level level, const char *line);
 

@@ -27,8 +27,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${MXGATE:=$abs_top_builddir/mxgate}"
 
 . "$abs_top_srcdir/tests/e2e/lib/postfix.sh"
+. "$abs_top_srcdir/tests/e2e/lib/mxgate.sh"
 
-planned=27
+planned=40
 echo "1..$planned"
 n=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
@@ -64,7 +65,7 @@ sock="inet:$mport@127.0.0.1"
 q=$tmp/queue
 mkdir -p "$q/incoming/A" "$q/active" "$q/maildrop" "$q/deferred"
 loadavg=$tmp/loadavg
-echo "0.10 0.20 0.30 1/100 4242" >"$loadavg"
+printf '%s\n' "0.10 0.20 0.30 1/100 4242" >"$loadavg"
 flag=$tmp/flag
 conf=$tmp/mxgate.conf
 log=$tmp/mxgate.log
@@ -74,6 +75,7 @@ write_conf() {
     cat >"$conf" <<EOF
 socket = "$sock";
 user = "nobody";
+log_level = "debug";
 trusted_networks = [ "192.0.2.200/32" ];
 quota: { enabled = false; };
 ratelimit: { enabled = false; };
@@ -137,19 +139,53 @@ wait_lines() {
     echo "# waited ${3}s for $2 line(s) with: $1" >&2
     return 1
 }
-# settle: long enough for at least two samples at sample_interval = 1.
-settle() { sleep 2.3; }
+# last_sample: the number of the newest "overload: sample N:" debug line (0
+# when there is none yet).
+last_sample() {
+    local n
+    n=$(sed -n 's/.*overload: sample \([0-9]*\): .*/\1/p' "$log" | tail -n 1)
+    echo "${n:-0}"
+}
+# sampled MARK TEXT: wait (10 s at most) for sample MARK+2, where MARK is
+# last_sample read just after a change: sample MARK+1 may have been under
+# way during the change, MARK+2 began after it.  True when that sample's
+# line has TEXT (a fixed string).
+sampled() {
+    local want=$(($1 + 2)) i line
+    for ((i = 0; i < 100; i++)); do
+        line=$(grep -F "overload: sample $want: " "$log" | head -n 1)
+        [[ -n $line ]] && break
+        sleep 0.1
+    done
+    if [[ -z $line ]]; then
+        echo "# no sample $want within 10 s (newest: $(last_sample))" >&2
+        return 1
+    fi
+    [[ $line == *"$2"* ]] && return 0
+    echo "# sample $want: ${line#*overload: sample $want: }; wanted: $2" >&2
+    return 1
+}
 
 # queue_files N: make the queue hold exactly N messages (spread over
 # incoming, its hashed subdirectory A, active and maildrop), plus deferred
-# mail that never counts.
+# mail that never counts.  Files are added or removed one by one, so a
+# sample taken meanwhile sees a depth between the old and the new one.
+qseq=0
 queue_files() {
-    local want=$1 i dirs=("$q/incoming" "$q/incoming/A" "$q/active" "$q/maildrop")
-    find "$q/incoming" "$q/active" "$q/maildrop" -type f -delete
-    for ((i = 0; i < want; i++)); do
-        : >"${dirs[i % 4]}/$(printf '%05X%05X' "$i" $RANDOM)"
+    local want=$1 i files dirs=("$q/incoming" "$q/incoming/A" "$q/active" "$q/maildrop")
+    mapfile -t files < <(find "$q/incoming" "$q/active" "$q/maildrop" -type f | sort)
+    if ((${#files[@]} > want)); then
+        rm -f -- "${files[@]:want}"
+    fi
+    for ((i = ${#files[@]}; i < want; i++)); do
+        qseq=$((qseq + 1))
+        : >"${dirs[qseq % 4]}/$(printf '%05X%05X' "$qseq" $$)"
     done
     for ((i = 0; i < 30; i++)); do : >"$q/deferred/D$i"; done
+}
+# put_loadavg TEXT: replace the loadavg file by rename (never seen truncated).
+put_loadavg() {
+    printf '%s\n' "$1" >"$loadavg.new" && mv -f "$loadavg.new" "$loadavg"
 }
 
 write_conf 20 5
@@ -159,8 +195,10 @@ pf_wait_listen "$mport" 10 || { sed 's/^/# /' "$log"; bail "mxgate did not start
 
 # ---- queue depth, hysteresis -------------------------------------------
 queue_files 19
-settle
-check "queue of 19 (high 20): unauthenticated MAIL passes" passes 192.0.2.7
+m=$(last_sample)
+check "queue of 19 (high 20): sampled, not overloaded" \
+    sampled "$m" "queue depth 19, load average 0.10; not overloaded"
+check "queue of 19: unauthenticated MAIL passes" passes 192.0.2.7
 queue_files 20
 check "queue reaches queue_high: entering logged with signal and value" \
     wait_lines "warning: overload: entering overload state: queue depth 20 reached queue_high 20" 1 5
@@ -172,47 +210,57 @@ check "overloaded: the reject line ends with check=overload" \
 check "overloaded: {auth_authen} client passes" passes 192.0.2.7 alice@example.net
 check "overloaded: trusted client passes" passes 192.0.2.200
 queue_files 6
-settle
-check "drained to 6 (low 5): still overloaded" refused
+m=$(last_sample)
+check "drained to 6 (low 5): sampled, still overloaded" \
+    sampled "$m" "queue depth 6, load average 0.10; overloaded (queue depth)"
+check "drained to 6: unauthenticated MAIL still refused" refused
 check "drained to 6: not logged as leaving" test "$(lines 'leaving overload state')" -eq 0
 queue_files 5
 check "drained to queue_low: leaving logged with signal and value" \
     wait_lines "overload: leaving overload state: queue depth 5 fell to queue_low 5" 1 5
 check "after leaving: unauthenticated MAIL passes" passes 192.0.2.7
 queue_files 19
-settle
-check "refilled to 19: not overloaded again before queue_high" passes 192.0.2.7
+m=$(last_sample)
+check "refilled to 19: sampled, not overloaded again before queue_high" \
+    sampled "$m" "queue depth 19, load average 0.10; not overloaded"
+check "refilled to 19: unauthenticated MAIL passes" passes 192.0.2.7
 check "entering and leaving were each logged once" \
     test "$(lines 'entering overload state')" -eq 1 -a "$(lines 'leaving overload state')" -eq 1
 
 # ---- load average -------------------------------------------------------
-echo "4.50 1.00 0.50 2/100 4242" >"$loadavg"
+put_loadavg "4.50 1.00 0.50 2/100 4242"
 check "load reaches load_high: entering logged with the load" \
     wait_lines "entering overload state: load average 4.50 reached load_high 4" 1 5
 check "overloaded by load: unauthenticated MAIL refused" refused
-echo "2.01 1.00 0.50 2/100 4242" >"$loadavg"
-settle
-check "load 2.01 (low 2): still overloaded" refused
-echo "2.00 1.00 0.50 2/100 4242" >"$loadavg"
+put_loadavg "2.01 1.00 0.50 2/100 4242"
+m=$(last_sample)
+check "load 2.01 (low 2): sampled, still overloaded" \
+    sampled "$m" "load average 2.01; overloaded (load average)"
+check "load 2.01: unauthenticated MAIL still refused" refused
+put_loadavg "2.00 1.00 0.50 2/100 4242"
 check "load at load_low: leaving logged" \
     wait_lines "leaving overload state: load average 2.00 fell to load_low 2" 1 5
 
 # ---- flag file ----------------------------------------------------------
 : >"$flag"
-wait_lines "entering overload state: flag file $flag exists" 1 5
+check "flag file created: entering logged" \
+    wait_lines "entering overload state: flag file $flag exists" 1 5
 check "flag file present: unauthenticated MAIL refused" refused
 rm -f "$flag"
-wait_lines "leaving overload state: flag file $flag is gone" 1 5
+check "flag file removed: leaving logged" \
+    wait_lines "leaving overload state: flag file $flag is gone" 1 5
 check "flag file removed: unauthenticated MAIL passes" passes 192.0.2.7
 
 # ---- bad input: logged once, not overloaded, daemon keeps running -------
 chmod 0000 "$q/active"
 queue_files 25		# would be overloaded if the queue could be read
 mkdir "$flag"		# a directory where the flag file goes
-echo "garbage" >"$loadavg"
-wait_lines "loadavg file $loadavg: no load average at its start; load average treated as not overloaded" 1 5
-settle
-settle
+put_loadavg "garbage"
+check "garbage loadavg: logged" \
+    wait_lines "loadavg file $loadavg: no load average at its start; load average treated as not overloaded" 1 5
+m=$(last_sample)
+check "unreadable queue, flag directory, garbage loadavg: sampled as unreadable, not overloaded" \
+    sampled "$m" "flag file unreadable, queue depth unreadable, load average unreadable; not overloaded"
 check "unreadable queue, flag directory, garbage loadavg: each logged once" \
     test "$(lines "queue directory $q/active: Permission denied; queue depth treated as not overloaded")" -eq 1 \
     -a "$(lines "flag file $flag: is a directory; flag file treated as not overloaded")" -eq 1 \
@@ -220,8 +268,11 @@ check "unreadable queue, flag directory, garbage loadavg: each logged once" \
 check "bad input: not overloaded, unauthenticated MAIL passes" passes 192.0.2.7
 mv "$q" "$q.away"
 chmod 0755 "$q.away/active"
-wait_lines "queue directory $q: No such file or directory; queue depth treated as not overloaded" 1 5
-settle
+check "missing queue directory: logged" \
+    wait_lines "queue directory $q: No such file or directory; queue depth treated as not overloaded" 1 5
+m=$(last_sample)
+check "missing queue directory: sampled as unreadable, not overloaded" \
+    sampled "$m" "queue depth unreadable, load average unreadable; not overloaded"
 check "missing queue directory: logged once, MAIL passes, daemon alive" \
     bash -c "[[ \$(grep -cF 'queue directory $q: No such file' '$log') -eq 1 ]] && kill -0 $mxpid"
 find "$q.away" -type f -delete
@@ -230,12 +281,14 @@ rmdir "$flag"
 
 # ---- SIGUSR1 applies new marks -------------------------------------------
 queue_files 10
-echo "0.10 0.20 0.30 1/100 4242" >"$loadavg"
-settle
-passes 192.0.2.7 || echo "# expected no overload before the reload" >&2
+put_loadavg "0.10 0.20 0.30 1/100 4242"
+m=$(last_sample)
+check "before the reload: queue of 10 sampled, not overloaded (high 20)" \
+    sampled "$m" "flag file absent, queue depth 10, load average 0.10; not overloaded"
+check "before the reload: unauthenticated MAIL passes" passes 192.0.2.7
 write_conf 8 3
 kill -USR1 "$mxpid"
-wait_lines "configuration reloaded" 1 5
+check "SIGUSR1: configuration reloaded" wait_lines "configuration reloaded" 1 5
 check "reload to queue_high 8: queue of 10 is overloaded (counted to the bound, 9)" \
     wait_lines "entering overload state: queue depth 9 or more reached queue_high 8" 1 5
 check "after reload: unauthenticated MAIL refused" refused
@@ -262,17 +315,10 @@ else
 fi
 
 # ---- clean stop ---------------------------------------------------------
-kill -TERM "$mxpid"
-stopped=no
-for ((i = 0; i < 100; i++)); do
-    kill -0 "$mxpid" 2>/dev/null || { stopped=yes; break; }
-    sleep 0.1
-done
-wait "$mxpid" 2>/dev/null
-status=$?
-[[ $stopped == yes ]] && mxpid=
-check "SIGTERM stops the daemon (sampler joined) with status 0 within 10 s" \
-    test "$stopped" = yes -a "$status" -eq 0
+check "SIGTERM stops the daemon (sampler joined): status 0 within 15 s, no sanitizer report" \
+    mxgate_stop "$mxpid" "$log"
+[[ -n $MXGATE_STOP_WHY ]] && echo "# $MXGATE_STOP_WHY" >&2
+mxpid=
 
 if ((n != planned)); then
     echo "# ran $n tests, planned $planned" >&2

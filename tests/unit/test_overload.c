@@ -656,11 +656,52 @@ test_sampler_thread(void **state)
 	overload_stop();		/* twice is harmless */
 }
 
+/* The debug line of a sample: every watched signal as read, then the state. */
+static void
+test_sample_line(void **state)
+{
+	struct overload_settings set = settings(20, 5, 4, 2);
+	struct overload_reading r[OVERLOAD_NSIGNALS];
+	char	line[512];
+
+	(void)state;
+	reading_ok(&r[0], 0);
+	reading_ok(&r[1], 19);
+	reading_ok(&r[2], 0.1);
+	overload_sample_line(line, sizeof(line), 7, &set, r, 0);
+	assert_string_equal(line, "overload: sample 7: flag file absent, queue depth 19, "
+			    "load average 0.10; not overloaded");
+	reading_ok(&r[0], 1);
+	r[1].at_least = true;
+	r[1].value = 9;
+	overload_sample_line(line, sizeof(line), 8, &set, r, OVERLOAD_FLAG | OVERLOAD_QUEUE);
+	assert_string_equal(line, "overload: sample 8: flag file present, queue depth 9 or more, "
+			    "load average 0.10; overloaded (flag file, queue depth)");
+	reading_error(&r[1], "queue directory /q: Permission denied");
+	memset(&r[2], 0, sizeof(r[2]));
+	overload_sample_line(line, sizeof(line), 9, &set, r, OVERLOAD_FLAG);
+	assert_string_equal(line, "overload: sample 9: flag file present, queue depth unreadable; "
+			    "overloaded (flag file)");
+	memset(r, 0, sizeof(r));
+	overload_sample_line(line, sizeof(line), 10, &set, r, 0);
+	assert_string_equal(line, "overload: sample 10: nothing watched; not overloaded");
+	set.enabled = false;
+	overload_sample_line(line, sizeof(line), 11, &set, r, 0);
+	assert_string_equal(line, "overload: sample 11: overload check disabled");
+	/* A short buffer is cut, never overrun. */
+	reading_ok(&r[1], 19);
+	set.enabled = true;
+	overload_sample_line(line, 16, 12, &set, r, OVERLOAD_QUEUE);
+	assert_string_equal(line, "overload: sampl");
+}
+
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_loadavg),
+		cmocka_unit_test(test_sample_line),
 		cmocka_unit_test(test_hysteresis),
 		cmocka_unit_test(test_machine_queue_hysteresis),
 		cmocka_unit_test(test_machine_signals_combine),
