@@ -52,6 +52,8 @@ HELO_DIFF_CLIENT=${HELO_DIFF_CLIENT:-swaks}
 
 # shellcheck source-path=SCRIPTDIR source=lib/postfix.sh
 . "$here/lib/postfix.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/mxgate.sh
+. "$here/lib/mxgate.sh"
 
 BAD_HELO=usuario-10c7392
 BAD_HELO_REPLY="504 5.5.2 <$BAD_HELO>: Helo command rejected: need fully-qualified hostname"
@@ -111,7 +113,7 @@ done <"$HELO_NAMES"
 ((${#names[@]} > 1)) || bail "no names in $HELO_NAMES"
 
 # --- TAP -----------------------------------------------------------------
-n_extra=8
+n_extra=9
 echo "1..$((${#names[@]} + n_extra))"
 tap_n=0
 tap() { # tap STATUS DESCRIPTION [DIRECTIVE]
@@ -327,9 +329,13 @@ if [[ $HELO_DIFF_B == mxgate ]]; then
     [[ ! -s $work/milter-warnings ]]
     tap $? "B's maillog has no milter warning"
     diag "" "$work/milter-warnings"
+    mxgate_stop "$mxgate_pid" "$work/mxgate.log"
+    tap $? "mxgate stops on SIGTERM: status 0, no sanitizer report${MXGATE_STOP_WHY:+ ($MXGATE_STOP_WHY)}"
+    mxgate_pid=
 else
     tap 0 "mxgate still runs" "SKIP B is Postfix itself (HELO_DIFF_B=postfix)"
     tap 0 "B's maillog has no milter warning" "SKIP B is Postfix itself (HELO_DIFF_B=postfix)"
+    tap 0 "mxgate stops on SIGTERM" "SKIP B is Postfix itself (HELO_DIFF_B=postfix)"
 fi
 
 # The sink got nothing: every session stopped after RCPT.

@@ -20,6 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 MXGATE=${MXGATE:-${abs_top_builddir:-$(cd "$here/../.." && pwd)}/mxgate}
 . "$here/lib/tap.sh"
 . "$here/lib/postfix.sh"
+. "$here/lib/mxgate.sh"
 
 [ -x "$MXGATE" ] || { echo "Bail out! no daemon at $MXGATE"; exit 99; }
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root (drops to nobody, runs Postfix)"; exit 0; }
@@ -208,6 +209,14 @@ pf_wait_listen "$mport" 10 || { echo "Bail out! mxgate did not listen"; sed 's/^
 
 alive() { kill -0 "$daemon" 2>/dev/null; }
 
+# finish: stop mxgate (status 0, no sanitizer report: a point) and end.
+finish() {
+    mxgate_stop_check "$daemon" "$log" "mxgate"
+    daemon=
+    tap_done
+    exit 0
+}
+
 # ---- 1. milter level ----------------------------------------------------------
 expect "full mailbox: exact 552 reply" "$FULL_TEXT" "<full@example.org>"
 expect "room left: no opinion" continue "<room@example.org>"
@@ -306,7 +315,7 @@ tap_result $(grep -q "NOQUEUE: reject: RCPT from client.example\[192.0.2.10\]: $
 
 # ---- 2. through Postfix --------------------------------------------------------
 pf=$work/pf
-pf_start_milter "$pf" "$mport" || { tap_done; exit 0; }
+pf_start_milter "$pf" "$mport" || finish
 
 out=$(pf_swaks_replies --port "$port" --from sender@example.net \
     --to full@example.org,room@example.org,room2@example.org --data)
@@ -358,5 +367,4 @@ tap_result $(grep -q "milter-reject: RCPT from" "$pf/maillog"; echo $?) \
     "Postfix logs the milter's refusal"
 
 pf_stop "$pf"
-tap_done
-exit 0
+finish

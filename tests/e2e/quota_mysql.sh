@@ -34,6 +34,7 @@ PROBE=${PROBE:-$builddir/tests/e2e/quota_mysql_probe}
 . "$here/lib/tap.sh"
 . "$here/lib/postfix.sh"
 . "$here/lib/mariadb.sh"
+. "$here/lib/mxgate.sh"
 
 [ -x "$MXGATE" ] || { echo "Bail out! no daemon at $MXGATE"; exit 99; }
 [ -x "$PROBE" ] || { echo "Bail out! no probe at $PROBE (make check builds it)"; exit 99; }
@@ -481,18 +482,14 @@ tap_result $([ "$(pf_sink_count "$pf")" -eq 1 ] && [ "$rcpt_lines" -eq 2 ] &&
     ! cat "$pf"/sink/* 2>/dev/null | grep -qi 'X-Rcpt-Args: <bob@'; echo $?) \
     "smtp-sink got the message once, for carol and erin only"
 pf_stop "$pf"
-kill -TERM "$daemon"
-for ((i = 0; i < 100; i++)); do
-    alive || break
-    sleep 0.1
-done
-tap_result $(! alive; echo $?) "the daemon stops on SIGTERM"
+mxgate_stop_check "$daemon" "$log" "the daemon"
 daemon=
 
-# Sanitizer builds (ASan, UBSan, TSan) report into these logs.
-reports=$(grep -l "Sanitizer\|runtime error:" "$work"/*.log 2>/dev/null)
-tap_result $([ -z "$reports" ]; echo $?) "no sanitizer report in the logs of the probe and the daemon" ||
-    grep -h -A20 "Sanitizer\|runtime error:" $reports | head -60 | sed 's/^/# /'
+# Sanitizer builds (ASan, UBSan, TSan) report into these logs: every probe
+# and the daemon have exited.
+reports=$(grep -lE "$MXGATE_REPORT" "$work"/*.log 2>/dev/null)
+tap_result $([ -z "$reports" ]; echo $?) "no sanitizer report in the logs of the probes and the daemon" ||
+    grep -h -E -A20 "$MXGATE_REPORT" $reports | head -60 | sed 's/^/# /'
 
 tap_done
 exit 0

@@ -16,19 +16,9 @@
 #
 # TAP on stdout; exit 0 after the results, 99 for a harness failure.
 set -u
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-: "${abs_top_srcdir:=$(cd "$here/../.." && pwd)}"
-: "${abs_top_builddir:=$abs_top_srcdir}"
-: "${MXGATE:=$abs_top_builddir/mxgate}"
-. "$here/lib/tap.sh"
-. "$here/lib/postfix.sh"
-. "$here/lib/mxgate.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.sh"
 . "$here/lib/sendmail.sh"
 
-bail() {
-    echo "Bail out! $*"
-    exit 99
-}
 [[ -x $MXGATE ]] || bail "no daemon at $MXGATE (set MXGATE)"
 [[ $(id -u) == 0 ]] || bail "needs root (Sendmail daemon, namespaces)"
 pf_need_packages swaks "${PF_PACKAGES[@]}" || bail "cannot install packages"
@@ -192,5 +182,8 @@ tap_result "$([[ $got == "250 "* ]]; echo $?)" "overload: after the queue draine
 tap_result "$([[ $(grep -c 'entering overload state' "$tmp/b.log") == 1 ]]; echo $?)" \
     "entering overload was logged once"
 
+sm_stop_all
+mxgate_stop_checks "mxgate A" "${mxpids[0]:-}" "$tmp/a.log" "mxgate B" "${mxpids[1]:-}" "$tmp/b.log"
+mxpids=()
 tap_done
 exit 0

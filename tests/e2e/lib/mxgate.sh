@@ -66,21 +66,23 @@ MXGATE_REPORT='AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:'
 # mxgate_stop PID LOG [SECONDS]: stop a daemon the test started, as an init
 # system does: SIGTERM, then wait up to SECONDS (default 15: libmilter
 # takes 3-5 s) for it to exit, SIGKILL if it does not.  Sets
-# MXGATE_STOP_STATUS (the exit status, or "killed", or "gone" when PID was
-# not a running child).  True when it exited 0 and LOG holds no sanitizer
-# report (leak and TSan reports are written at exit, so LOG is read only
-# after the wait); otherwise false, with the reason in MXGATE_STOP_WHY and
-# the report's first lines as TAP diagnostics.
+# MXGATE_STOP_STATUS (the exit status, or "killed", or "gone" when PID is
+# empty).  True when it exited 0 and LOG holds no sanitizer report (leak
+# and TSan reports are written at exit, so LOG is read only after the
+# wait); otherwise false, with the reason in MXGATE_STOP_WHY and the
+# report's first lines as TAP diagnostics.  With MXGATE_TERM_SENT set, the
+# caller has sent the SIGTERM already (to stop several at once).
 mxgate_stop() {
     local pid=$1 log=$2 limit=${3:-15} i
     MXGATE_STOP_STATUS= MXGATE_STOP_WHY=
-    if [[ ! $pid =~ ^[0-9]+$ ]] || ! mxgate_alive "$pid"; then
+    if [[ ! $pid =~ ^[0-9]+$ ]]; then
+        MXGATE_STOP_STATUS=gone MXGATE_STOP_WHY="it was never started"
+    elif [[ -z ${MXGATE_TERM_SENT:-} ]] && ! mxgate_alive "$pid"; then
         wait "$pid" 2>/dev/null
         MXGATE_STOP_STATUS=$?
-        [[ $pid =~ ^[0-9]+$ ]] || MXGATE_STOP_STATUS=gone
-        MXGATE_STOP_WHY="it had already exited (status $MXGATE_STOP_STATUS)"
+        MXGATE_STOP_WHY="it had exited before the SIGTERM (status $MXGATE_STOP_STATUS)"
     else
-        kill -TERM "$pid" 2>/dev/null
+        [[ -n ${MXGATE_TERM_SENT:-} ]] || kill -TERM "$pid" 2>/dev/null
         for ((i = 0; i < limit * 20; i++)); do
             mxgate_alive "$pid" || break
             sleep 0.05
@@ -108,4 +110,25 @@ mxgate_stop() {
 mxgate_stop_check() {
     mxgate_stop "$1" "$2"
     tap_result $? "$3 stops on SIGTERM: status 0, no sanitizer report${MXGATE_STOP_WHY:+ ($MXGATE_STOP_WHY)}"
+}
+
+# mxgate_stop_checks NAME PID LOG [NAME PID LOG...]: SIGTERM to every
+# daemon at once (each libmilter one takes 3-5 s), then a
+# mxgate_stop_check for each, in order.
+mxgate_stop_checks() {
+    local a=("$@") i
+    for ((i = 0; i + 2 < ${#a[@]}; i += 3)); do
+        if [[ ${a[i + 1]} =~ ^[0-9]+$ ]] && mxgate_alive "${a[i + 1]}"; then
+            kill -TERM "${a[i + 1]}" 2>/dev/null
+        else
+            a[i + 1]=${a[i + 1]:+exited:${a[i + 1]}}
+        fi
+    done
+    for ((i = 0; i + 2 < ${#a[@]}; i += 3)); do
+        if [[ ${a[i + 1]} == exited:* ]]; then
+            mxgate_stop_check "${a[i + 1]#exited:}" "${a[i + 2]}" "${a[i]}"
+        else
+            MXGATE_TERM_SENT=yes mxgate_stop_check "${a[i + 1]}" "${a[i + 2]}" "${a[i]}"
+        fi
+    done
 }
