@@ -42,9 +42,9 @@ stage= stage_start=$SECONDS times=()
 # points may raise these; one that removes points must say why it lowers
 # them.
 declare -A min_points=(
-    [default-libmilter]=1214 [default-builtin]=946
-    [asan-libmilter]=1214 [asan-builtin]=946
-    [tsan-builtin]=890 [tsan-libmilter]=624
+    [default-libmilter]=1308 [default-builtin]=1039
+    [asan-libmilter]=1260 [asan-builtin]=991
+    [tsan-builtin]=904 [tsan-libmilter]=637
     [fuzz]=5
 )
 
@@ -207,7 +207,7 @@ note "build: TSan (clang)"
 # (ignore_noninstrumented_modules=1; the synchronisation libmilter's calls
 # make still counts), and tests/tsan-libmilter.supp names the rest, by
 # function, in that pass only.
-tsan_server_tests="tests/milter/miltertest.sh tests/e2e/daemon.sh tests/e2e/hostile.sh tests/e2e/ratelimit.sh"
+tsan_server_tests="tests/milter/miltertest.sh tests/e2e/daemon.sh tests/e2e/hostile.sh tests/e2e/ratelimit.sh tests/e2e/reload_load.sh"
 tsan_opts=halt_on_error=0:second_deadlock_stack=1
 if build tsan --enable-werror CC=clang CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread"; then
     # daemon.sh starts a process of each engine in either pass: it gives a
