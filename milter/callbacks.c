@@ -26,9 +26,13 @@
  * for logs.  Every macro packet costs both sides a read and a poll, so the
  * other stages ask for NO_MACROS, a name no MTA defines: Postfix reads an
  * empty list as "my defaults" (milter_connect_macros and the like, 0.15 ms
- * of CPU per message for macros nobody reads).  Postfix opens the queue
- * file only after the first accepted RCPT, so {i} later than MAIL would
- * only name the queue in the logs of a message's later recipients.
+ * of CPU per message for macros nobody reads).  {i}, the queue ID, is
+ * asked for at MAIL and at RCPT: Sendmail has it at MAIL, Postfix never
+ * (it opens the queue file after the milter's MAIL event), but at RCPT once
+ * the file is open: for every RCPT with smtpd_delay_open_until_valid_rcpt
+ * = no, for those after the first accepted one by default.  Postfix sends
+ * no macro packet while it has no value, so an RCPT costs a packet only
+ * once there is a queue ID to log.
  */
 #define NO_MACROS "{mxgate_none}"
 
@@ -39,7 +43,7 @@ static const struct {
 	{SMFIM_CONNECT, NO_MACROS},
 	{SMFIM_HELO, NO_MACROS},
 	{SMFIM_ENVFROM, "{auth_authen} {i}"},
-	{SMFIM_ENVRCPT, NO_MACROS},
+	{SMFIM_ENVRCPT, "{i}"},
 	{SMFIM_DATA, NO_MACROS},
 	{SMFIM_EOM, NO_MACROS},
 };
@@ -195,6 +199,8 @@ mx_envrcpt(struct milter_conn *ctx, char **argv)
 		return SMFIS_TEMPFAIL;
 	field_set(&s->tx.rcpt, argv[0] ? argv[0] : "");
 	s->tx.rcpts_seen++;
+	if (s->tx.queue_id[0] == '\0')
+		get_macro(ctx, "{i}", s->tx.queue_id, sizeof(s->tx.queue_id));
 	policy_run(s, STAGE_RCPT, &v);
 	r = apply_verdict(ctx, s, &v);
 	if (r == SMFIS_CONTINUE)
