@@ -437,27 +437,56 @@ bench=$("$PROBE" -c "$work/probe.conf" -b 3 -t 2 mailbox u1@example.org u2@examp
 tap_diag "benchmark: source lookups, no cache, 2 threads, 3 s: $bench"
 tap_result $([[ $bench == *" errors 0" ]]; echo $?) "benchmark lookups had no errors"
 
-# ---- 2b. the server killed mid-test, restarted --------------------------------------
+# ---- 2b. the server killed: the circuit breaker; the server restarted --------------
 # Recipients never looked up before, so the cache cannot answer for SQL.
+# kN: one lookup each while the breaker is closed (each must fail within
+# timeout_ms + 1 s); the third consecutive failure opens it.
 mdb_kill "$db"
-got=$(milter_session "<kill1@example.org>")
+opened_after=
+for i in 1 2 3 4; do
+    got=$(milter_session "<kill$i@example.org>")
+    line=$(awk '/^RCPT / { sub(/^RCPT /, ""); print; exit }' <<<"$got")
+    ms=$(awk '/^RCPT / { getline; sub(/ms=/, ""); print; exit }' <<<"$got")
+    tap_result $([ "$line" = "y 451 4.3.0 <kill$i@example.org>: Temporary lookup failure" ] &&
+        [ "${ms:-99999}" -le 1500 ]; echo $?) \
+        "milter: server killed, lookup $i: on_error's 451 within timeout_ms + 1 s ($line, ${ms} ms)"
+    if grep -q "quota: mysql source keeps failing; not asked for 5 s" "$log"; then
+        opened_after=$i
+        t_open=$EPOCHREALTIME
+        break
+    fi
+done
+tap_result "$([[ $opened_after == 3 ]]; echo $?)" \
+    "circuit breaker: 3 consecutive failed lookups open it, logged once (opened after ${opened_after:-more than 4})"
+# Open: answered at once, without a call to the server.
+got=$(milter_session "<kill-open@example.org>")
 line=$(awk '/^RCPT / { sub(/^RCPT /, ""); print; exit }' <<<"$got")
-ms=$(awk '/^RCPT / { getline; sub(/ms=/, ""); print; exit }' <<<"$got")
-tap_result $([ "$line" = "y 451 4.3.0 <kill1@example.org>: Temporary lookup failure" ] &&
-    [ "${ms:-99999}" -le 1500 ]; echo $?) \
-    "milter: server killed: on_error's 451 within timeout_ms + 1 s ($line, ${ms} ms)"
+tap_result $([ "$line" = "y 451 4.3.0 <kill-open@example.org>: Temporary lookup failure" ] &&
+    grep -q "quota: kill-open@example.org: source skipped while its circuit breaker is open" "$log" &&
+    ! grep -q "kill-open@example.org: source lookup failed" "$log"; echo $?) \
+    "circuit breaker open: 451 without asking the server (logged as skipped, no failed lookup)" ||
+    tap_diag "$(grep -F 'kill-open' "$log")"
 mdb_start "$db" "$dbport" || { echo "Bail out! MariaDB did not restart"; exit 99; }
-# The breaker may hold the source off for a few seconds after the failures.
-# rN@example.net needs a fresh alias lookup (then the catch-all to bob):
-# a 552 shows that SQL answers again.
-ok=1
-t0=$SECONDS
-for ((i = 0; i < 30; i++)); do
+# rN@example.net needs a fresh alias lookup (then the catch-all to bob): a
+# 552 shows that SQL answers again.  Until 5 s after the breaker opened
+# every lookup is still skipped, though the server may be back; the first
+# lookup after that probes and succeeds.
+early=0 first= t0=$SECONDS
+for ((i = 0; i < 40; i++)); do
+    t=$EPOCHREALTIME
     got=$(rcpts "<r$i@example.net>")
-    [ "$got" = "y $(full_reply r$i@example.net)" ] && { ok=0; break; }
+    since=$(awk -v a="${t_open:-0}" -v b="$t" 'BEGIN { printf "%.1f", b - a }')
+    if [ "$got" = "y $(full_reply r$i@example.net)" ]; then
+        first=$since
+        break
+    fi
+    awk -v s="$since" 'BEGIN { exit !(s >= 4.7) }' || [[ $got == "y 451 4.3.0 "* ]] || early=1
     sleep 0.5
 done
-tap_result $ok "milter: server restarted: the same daemon refuses a full mailbox again ($((SECONDS - t0)) s, $((i + 1)) tries)"
+tap_result "$([[ -n $first && $early == 0 ]] && awk -v s="${first:-0}" 'BEGIN { exit !(s >= 4.7) }'; echo $?)" \
+    "circuit breaker: the server is asked again 5 s after it opened, not before (first answer ${first:-never} s after opening)"
+tap_result "$([[ -n $first ]] && grep -q "quota: mysql source answers again" "$log"; echo $?)" \
+    "milter: server restarted: the same daemon refuses a full mailbox again, 'answers again' logged ($((SECONDS - t0)) s, $((i + 1)) tries)"
 tap_result $(alive; echo $?) "the daemon is still running"
 tap_result $(grep -q "NOQUEUE: reject: RCPT from .*: $(full_reply bob@example.org); from=<sender@example.net> to=<bob@example.org>.*check=quota" "$log"; echo $?) \
     "the refusal is logged in Postfix style"
