@@ -18,6 +18,11 @@
 # (tests/e2e/lib/postfix.sh): "451 4.3.2 Server busy, try again later" to
 # an unauthenticated client, 250 to an authenticated one.
 #
+# Part 3 watches that Postfix's own queue (incoming and active 0700, owned
+# by postfix), with mail held in incoming: an mxgate with user = "postfix"
+# counts it and enters overload; one with user = "nobody" logs "Permission
+# denied" once and stays out of overload.
+#
 # TAP on stdout; exit 0 after the results, 99 for a harness failure.
 set -u
 
@@ -29,7 +34,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$abs_top_srcdir/tests/e2e/lib/postfix.sh"
 . "$abs_top_srcdir/tests/e2e/lib/mxgate.sh"
 
-planned=40
+planned=48
 echo "1..$planned"
 n=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
@@ -38,7 +43,7 @@ not_ok() { n=$((n + 1)); echo "not ok $n - $*"; }
 check() {
     local d=$1
     shift
-    if "$@"; then ok "$d"; else not_ok "$d"; fi
+    if "$@"; then ok "$d"; else not_ok "$d"; return 1; fi
 }
 bail() {
     echo "Bail out! $*"
@@ -51,9 +56,11 @@ pf_need_packages miltertest "${PF_PACKAGES[@]}" || bail "cannot install packages
 
 tmp=$(mktemp -d /tmp/mxgate-overload.XXXXXX) || bail "mktemp"
 chmod 0755 "$tmp"
-mxpid=
+mxpid= mxpids=()
 cleanup() {
+    local p
     [[ -n $mxpid ]] && pf_kill_pid "$mxpid" 5
+    for p in "${mxpids[@]}"; do pf_kill_pid "$p" 10; done
     pf_stop_all
     chmod -R u+rwx "$tmp" 2>/dev/null
     rm -rf "$tmp"
@@ -313,6 +320,59 @@ else
     not_ok "Postfix: unauthenticated MAIL gets '451 4.3.2 Server busy, try again later' (Postfix did not start)"
     not_ok "Postfix: authenticated client's MAIL and RCPT are accepted (Postfix did not start)"
 fi
+
+# ---- a real Postfix queue -------------------------------------------------
+# The private Postfix's own queue, as Postfix made it (incoming and active
+# owned by postfix, mode 0700), its queue manager taken out of master.cf so
+# that mail stays in incoming.  Three messages through Postfix's sendmail
+# (pickup and cleanup write them; no milter on that path).  An mxgate
+# running as postfix counts them; one running as nobody logs "Permission
+# denied" once and is not overloaded.
+realq=$tmp/pf/queue
+real_conf() { # real_conf NAME USER: $tmp/NAME.conf watching the real queue
+    cat >"$tmp/$1.conf" <<EOF
+user = "$2";
+log_level = "debug";
+trusted_networks = [ ];
+quota: { enabled = false; };
+ratelimit: { enabled = false; };
+overload: { queue_directory = "$realq"; queue_format = "postfix"; queue_high = 2; queue_low = 1;
+            sample_interval = 1; };
+EOF
+}
+owners=$(stat -c '%U %a' "$realq/incoming" "$realq/active" 2>/dev/null | sort -u | tr '\n' ' ')
+check "the private Postfix's queue: incoming and active owned by postfix, mode 700 ($owners)" \
+    test "$owners" = "postfix 700 "
+postconf -c "$tmp/pf/etc" -MX qmgr/unix >&2 && postfix -c "$tmp/pf/etc" reload >&2 2>&1
+for k in 1 2 3; do
+    printf 'Subject: queued %s\n\nmessage %s\n' "$k" "$k" |
+        timeout 20 /usr/sbin/sendmail -C "$tmp/pf/etc" -f "q$k@example.net" "rcpt@example.org"
+done
+check "three messages submitted with Postfix's sendmail wait in the real incoming queue" \
+    wait_for "(( \$(find '$realq/incoming' '$realq/active' -type f | wc -l) == 3 ))" 15
+real_conf qpostfix postfix
+real_conf qnobody nobody
+mxgate_start "$tmp/qpostfix.conf" "$tmp/qpostfix.log" 20 && qp_pid=$MXGATE_PID || qp_pid=
+mxpids+=("$qp_pid")
+mxgate_start "$tmp/qnobody.conf" "$tmp/qnobody.log" 20 && qn_pid=$MXGATE_PID || qn_pid=
+mxpids+=("$qn_pid")
+check "user = postfix: the real queue counted, its 3 messages reach queue_high 2 (counted to the bound)" \
+    wait_for "grep -qF 'entering overload state: queue depth 3 or more reached queue_high 2' '$tmp/qpostfix.log'" 10 ||
+    tail -n 5 "$tmp/qpostfix.log" | sed 's/^/# qpostfix: /' >&2
+check "user = nobody: the real queue cannot be read, logged as Permission denied" \
+    wait_for "grep -qF 'queue directory $realq/incoming: Permission denied; queue depth treated as not overloaded' '$tmp/qnobody.log'" 10
+log=$tmp/qnobody.log
+m=$(last_sample)
+check "user = nobody: later samples read it as unreadable, not overloaded" \
+    sampled "$m" "queue depth unreadable; not overloaded"
+check "user = nobody: Permission denied logged once, no overload state" \
+    test "$(lines 'Permission denied')" -eq 1 -a "$(lines 'entering overload state')" -eq 0
+log=$tmp/mxgate.log
+check "the mxgate as postfix stops on SIGTERM: status 0, no sanitizer report" \
+    mxgate_stop "$qp_pid" "$tmp/qpostfix.log"
+check "the mxgate as nobody stops on SIGTERM: status 0, no sanitizer report" \
+    mxgate_stop "$qn_pid" "$tmp/qnobody.log"
+mxpids=()
 
 # ---- clean stop ---------------------------------------------------------
 check "SIGTERM stops the daemon (sampler joined): status 0 within 15 s, no sanitizer report" \
