@@ -5,7 +5,7 @@
  *
  *   milter_load -p SOCKET [-c THREADS] [-d SECONDS] [-n SESSIONS]
  *               [-m MSGS] [-r RCPTS] [-k CLIENTS] [-u RECIPIENTS]
- *               [-H HELO] [-a AUTHUSER] [-t TIMEOUT] [-L FILE] [-N] [-x] [-q]
+ *               [-H HELO] [-a AUTHUSER] [-t TIMEOUT] [-L FILE] [-M] [-N] [-x] [-q]
  *
  * Each thread runs milter sessions one after another, as an MTA's smtpd
  * processes do: negotiate (offering what Postfix 3.7 offers, and taking the
@@ -25,6 +25,11 @@
  * end the run, every socket read and write has a deadline (-t, default
  * 10 s), and a packet longer than 64 KiB ends its session as an error.
  * Output: a human summary, then one "RESULT key=value ..." line for scripts.
+ * -M mixes in what a long run must survive: one session in five greets
+ * with "localhost" (refused at RCPT), one in seven with a 900-byte HELO,
+ * one in eleven sends a 4000-byte sender, and one in nine drops its
+ * connection after its first RCPT reply, with no QUIT (counted as a
+ * completed session: the drop is the point).
  * -L FILE appends one line per session to FILE, for a test that checks
  * each verdict: "SESSION M:V R:V R:V ...", V being the reply's code for a
  * custom reply ("552") and else the reply's letter ("c" continue, "a"
@@ -86,6 +91,7 @@ struct load_options {
 	double	timeout;
 	bool	nodelay, quiet, no_macros;
 	const char *verdict_log;	/* -L FILE, or NULL */
+	bool	mixed;			/* -M */
 };
 
 /* Verdicts by kind, for MAIL and RCPT. */
@@ -116,7 +122,11 @@ struct load_conn {
 	char	rcmd;
 	char	verdicts[1024];		/* -L: this session's " M:V R:V ..." */
 	size_t	vlen;
+	bool	dropped;		/* -M: the session hung up mid-transaction */
 };
+
+/* -M: a long HELO and a long sender (well inside one packet). */
+static char long_helo[901], long_sender[4003];
 
 struct load_thread {
 	pthread_t tid;
@@ -150,7 +160,7 @@ usage(void)
 	fprintf(stderr,
 		"usage: milter_load -p SOCKET [-c THREADS] [-d SECONDS] [-n SESSIONS]\n"
 		"                   [-m MSGS] [-r RCPTS] [-k CLIENTS] [-u RECIPIENTS]\n"
-		"                   [-H HELO] [-a AUTHUSER] [-t TIMEOUT] [-L FILE] [-N] [-x] [-q]\n");
+		"                   [-H HELO] [-a AUTHUSER] [-t TIMEOUT] [-L FILE] [-M] [-N] [-x] [-q]\n");
 	exit(2);
 }
 
@@ -512,13 +522,15 @@ stats_verdict(struct load_conn *c, struct load_stats *st, bool rcpt, enum load_k
 static bool
 session_message(struct load_conn *c, struct load_stats *st, unsigned long sess, unsigned msg)
 {
-	char	sender[128], rcpt[128], qid[32], arg[160];
+	char	sender[sizeof(long_sender)], rcpt[128], qid[32], arg[sizeof(long_sender) + 16];
 	struct timespec t0;
 	unsigned accepted = 0;
 	bool	reply;
 
 	snprintf(qid, sizeof(qid), "%lX%02X", sess, msg & 0xff);
 	snprintf(sender, sizeof(sender), "<sender%lu@example.net>", sess % 997);
+	if (opt.mixed && sess % 11 == 5)
+		memcpy(sender, long_sender, sizeof(long_sender));
 	if (!conn_queue_macros(c, SMFIM_ENVFROM, SMFIC_MAIL, qid, NULL, sender))
 		return false;
 	/* "sender\0SIZE=5120\0" as Postfix sends MAIL's argument and parameters. */
@@ -557,6 +569,10 @@ session_message(struct load_conn *c, struct load_stats *st, unsigned long sess, 
 		stats_verdict(c, st, true, reply_kind(c), &t0);
 		if (reply_kind(c) == KIND_CONTINUE || reply_kind(c) == KIND_ACCEPT)
 			accepted++;
+		if (opt.mixed && sess % 9 == 4) {
+			c->dropped = true;	/* hang up mid-transaction */
+			return false;
+		}
 	}
 	if (accepted == 0)
 		return conn_queue(c, SMFIC_ABORT, NULL, 0);
@@ -629,15 +645,27 @@ session_run(struct load_stats *st, unsigned long sess)
 			goto fail;
 	}
 	if ((c->protocol & SMFIP_NOHELO) == 0) {
+		const char *helo = opt.helo;
+
+		if (opt.mixed && sess % 5 == 2)
+			helo = "localhost";
+		else if (opt.mixed && sess % 7 == 3)
+			helo = long_helo;
 		if (!conn_queue_macros(c, SMFIM_HELO, SMFIC_HELO, "", NULL, NULL) ||
-		    !conn_queue(c, SMFIC_HELO, opt.helo, strlen(opt.helo) + 1))
+		    !conn_queue(c, SMFIC_HELO, helo, strlen(helo) + 1))
 			goto fail;
 		if ((c->protocol & SMFIP_NR_HELO) == 0 && !conn_reply(c))
 			goto fail;
 	}
-	for (unsigned m = 0; m < opt.msgs; m++)
-		if (!session_message(c, st, sess, m))
+	for (unsigned m = 0; m < opt.msgs; m++) {
+		if (!session_message(c, st, sess, m)) {
+			if (c->dropped) {
+				ok = true;
+				goto out;
+			}
 			goto fail;
+		}
+	}
 	if (!conn_queue(c, SMFIC_QUIT, NULL, 0) || !conn_flush(c))
 		goto fail;
 	ok = true;
@@ -730,7 +758,7 @@ parse_options(int argc, char **argv)
 	opt.helo = "client.example.net";
 	opt.timeout = 10;
 	opt.nodelay = true;
-	while ((ch = getopt(argc, argv, "p:c:d:n:m:r:k:u:H:a:t:L:Nxq")) != -1) {
+	while ((ch = getopt(argc, argv, "p:c:d:n:m:r:k:u:H:a:t:L:MNxq")) != -1) {
 		switch (ch) {
 		case 'p':
 			opt.socket = optarg;
@@ -772,6 +800,9 @@ parse_options(int argc, char **argv)
 		case 'L':
 			opt.verdict_log = optarg;
 			break;
+		case 'M':
+			opt.mixed = true;
+			break;
 		case 'N':
 			opt.nodelay = false;
 			break;
@@ -804,6 +835,12 @@ main(int argc, char **argv)
 	const char *error = NULL;
 
 	parse_options(argc, argv);
+	/* -M: "aaa...a.example.net" and "<xxx...x@example.net>". */
+	memset(long_helo, 'a', sizeof(long_helo) - 1);
+	memcpy(long_helo + sizeof(long_helo) - 13, ".example.net", 13);
+	long_sender[0] = '<';
+	memset(long_sender + 1, 'x', sizeof(long_sender) - 2);
+	memcpy(long_sender + sizeof(long_sender) - 15, "@example.net>", 14);
 	if (opt.verdict_log != NULL && (verdict_file = fopen(opt.verdict_log, "a")) == NULL) {
 		fprintf(stderr, "milter_load: %s: %s\n", opt.verdict_log, strerror(errno));
 		return 2;
