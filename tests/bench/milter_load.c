@@ -833,6 +833,7 @@ main(int argc, char **argv)
 	double	secs;
 	unsigned long rcpts = 0, mails = 0;
 	const char *error = NULL;
+	int	status;
 
 	parse_options(argc, argv);
 	/* -M: "aaa...a.example.net" and "<xxx...x@example.net>". */
@@ -911,9 +912,16 @@ main(int argc, char **argv)
 	       percentile(total.lat, total.nlat, 50), percentile(total.lat, total.nlat, 90),
 	       percentile(total.lat, total.nlat, 99), percentile(total.lat, total.nlat, 100),
 	       percentile(total.sess_lat, total.nsess, 50));
+	status = total.sessions_failed == 0 && total.sessions > 0 ? 0 : 1;
 	if (verdict_file != NULL && fclose(verdict_file) != 0) {
 		fprintf(stderr, "milter_load: %s: %s\n", opt.verdict_log, strerror(errno));
-		return 1;
+		status = 1;
 	}
-	return total.sessions_failed == 0 && total.sessions > 0 ? 0 : 1;
+	for (unsigned i = 0; i < opt.threads; i++) {
+		free(threads[i].st.lat);
+		free(threads[i].st.sess_lat);
+	}
+	free(total.lat);
+	free(total.sess_lat);
+	return status;
 }

@@ -12,9 +12,9 @@
 #
 # Prints (and writes to OUTDIR/soak-ENGINE.tsv, default build/bench-results)
 # one line per step, then a verdict: "bounded" when the RSS after the last
-# step is within 10 % (or 8 MiB) of the RSS after the third, by which the
-# fixed-size tables (counters, quota cache) have filled; "GROWING"
-# otherwise.  The configuration is the embedded default (in-process
+# step is within 10 % (or 8 MiB) of the largest RSS of the first half of
+# the steps (by then the fixed-size tables, counters and quota cache, have
+# filled and every thread has allocated); "GROWING" otherwise.  The configuration is the embedded default (in-process
 # counters, quotas from maildirsize under a small tree) plus a rate limit
 # per client address.  Environment: MXGATE and MILTER_LOAD, the built
 # programs (default build/default/mxgate and its tests/bench/milter_load).
@@ -91,13 +91,16 @@ for ((i = 0; i < 300; i++)); do kill -0 "$mxpid" 2>/dev/null || break; sleep 0.0
 wait "$mxpid"
 st=$?
 mxpid=
-ref=${rss[2]:-${rss[0]:-0}} last=${rss[${#rss[@]} - 1]:-0}
+# The reference: the largest RSS of the first half of the steps.
+ref=0
+for ((i = 0; i < (${#rss[@]} + 1) / 2; i++)); do ((rss[i] > ref)) && ref=${rss[i]}; done
+last=${rss[${#rss[@]} - 1]:-0}
 if awk -v a="$ref" -v b="$last" 'BEGIN { exit !(b <= a * 1.10 || b - a <= 8192) }'; then
     verdict=bounded
 else
     verdict=GROWING ok=0
 fi
 ((failed == 0 && st == 0)) || ok=0
-echo "soak: RSS after step 3 ${ref} kB, after the last ${last} kB: $verdict; failed sessions $failed; mxgate exit status $st"
+echo "soak: largest RSS of the first half ${ref} kB, after the last step ${last} kB: $verdict; failed sessions $failed; mxgate exit status $st"
 echo "soak: curve in $tsv"
 ((ok)) && exit 0 || exit 1

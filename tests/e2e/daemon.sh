@@ -163,6 +163,8 @@ CONF
     bg=$(cat "$work/run/mxgate.pid" 2>/dev/null)
     pids+=("$bg")
     tap_result $(kill -0 "$bg" 2>/dev/null; echo $?) "background daemon runs (pid $bg)"
+    # The pidfile is written as root, just before the drop: wait for it.
+    wait_for "[[ \$(awk '/^Uid:/ {print \$2}' /proc/$bg/status 2>/dev/null) == $(id -u nobody) ]]" 10
     uid=$(awk '/^Uid:/ {print $2}' "/proc/$bg/status" 2>/dev/null)
     tap_result $([ "$uid" = "$(id -u nobody)" ]; echo $?) "dropped to user nobody (uid $uid)"
     owner=$(stat -c '%U %a' "$work/run/mxgate.sock" 2>/dev/null)

@@ -240,6 +240,9 @@ if [[ -n $MXGATE_PID ]]; then
     wait_for "[ -s '$work/run/mxgate.pid' ]" 10
     point 1 "$([[ $(cat "$work/run/mxgate.pid" 2>/dev/null) == "$npid" ]]; echo $?)" "pid $npid"
     nuid=$(id -u nobody) ngid=$(id -g nobody)
+    # The pidfile is written as root, just before the drop: wait for it
+    # (every id is checked below).
+    wait_for "[[ \$(ids_of $npid Uid) == '$nuid $nuid $nuid $nuid' ]]" 10
     uids=$(ids_of "$npid" Uid) gids=$(ids_of "$npid" Gid) groups=$(ids_of "$npid" Groups)
     point 2 "$([[ $uids == "$nuid $nuid $nuid $nuid" ]]; echo $?)" "Uid: $uids"
     point 3 "$([[ $gids == "$ngid $ngid $ngid $ngid" ]]; echo $?)" "Gid: $gids"
