@@ -16,6 +16,7 @@
 #include <libconfig.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -866,6 +867,7 @@ struct config *
 config_load(const char *path, config_report_fn *report, void *arg)
 {
 	struct loader ld = {path ? path : "(defaults)", report, arg, 0};
+	static atomic_ulong loads;
 	struct config *cfg = calloc(1, sizeof(*cfg));
 	config_t cf;
 	FILE   *fp;
@@ -873,6 +875,7 @@ config_load(const char *path, config_report_fn *report, void *arg)
 	if (cfg == NULL)
 		return NULL;
 	config_defaults(cfg);
+	cfg->generation = atomic_fetch_add(&loads, 1) + 1;
 	if (path == NULL)
 		return cfg;
 	set_string(&cfg->path, path);

@@ -79,6 +79,7 @@ struct string_list {
 struct config {
 	int	refs;			/* guarded by config.c's lock */
 	char   *path;			/* file it came from; "" for defaults */
+	unsigned long generation;	/* 1 for the first config_load(), then up */
 
 	char   *socket, *user, *pidfile;
 	enum engine_kind engine;	/* read at start only: a reload keeps the running one */

@@ -87,6 +87,10 @@ struct quota_service {
 	int	refs;			/* guarded by service_lock */
 	struct config *cfg;		/* own reference; NULL when borrowed */
 	const struct config *settings;	/* what the source was opened with */
+	/* The configurations loaded from settings to the last reload that kept
+	 * this source share it (generations: see service_serves). */
+	unsigned long gen_first;
+	atomic_ulong gen_last;
 	struct quota_source *src;
 	bool	remote;			/* a server: breaker applies */
 	char   *root;			/* maildir_root for usage */
@@ -391,6 +395,8 @@ service_open(const struct config *cfg, struct quota_source *src, bool remote)
 		svc->cfg = NULL;
 	}
 	svc->settings = cfg;
+	svc->gen_first = cfg->generation;
+	atomic_init(&svc->gen_last, cfg->generation);
 	svc->refs = 1;
 	svc->remote = src ? remote : wants_mysql(svc->settings);
 	svc->root = strdup(svc->settings->quota.maildir_root);
@@ -483,6 +489,8 @@ quota_reload(const struct config *cfg)
 
 	quota_cache_flush();
 	if (cur != NULL && !source_changed(cur->settings, cfg)) {
+		/* Sessions on cfg share this source: say so once, here. */
+		atomic_store(&cur->gen_last, cfg->generation);
 		service_release(cur);
 		return;
 	}
@@ -728,13 +736,31 @@ judge_mailboxes(const struct cached *c, const struct config *cfg, const struct r
  * flight across such a reload pay for it.  *ttl is the cache's lifetime to
  * use, 0 for none.
  */
+/*
+ * Does svc read what cfg asks for?  A configuration loaded between the one
+ * svc was opened with and the last reload that kept svc does: generations
+ * only grow, and a reload that changes the source replaces svc.  That is
+ * the answer on every RCPT of a steady state; others are compared: one not
+ * from config_load() (generation 0), or one installed a moment before the
+ * reload thread reaches quota_reload().
+ */
+static bool
+service_serves(struct quota_service *svc, const struct config *cfg)
+{
+	unsigned long g = cfg->generation;
+
+	if (g != 0 && g >= svc->gen_first && g <= atomic_load(&svc->gen_last))
+		return true;
+	return svc->settings == cfg || !source_changed(svc->settings, cfg);
+}
+
 static struct quota_service *
 service_for(const struct config *cfg, unsigned *ttl)
 {
 	struct quota_service *svc = service_acquire();
 
 	*ttl = cfg->quota.cache_ttl;
-	if (svc == NULL || svc->settings == cfg || !source_changed(svc->settings, cfg))
+	if (svc == NULL || service_serves(svc, cfg))
 		return svc;
 	service_release(svc);
 	*ttl = 0;

@@ -17,14 +17,8 @@ set -u
 command -v python3 >/dev/null || pf_need_packages python3 >&2 || bail "python3 missing"
 export PYTHONPATH=$here/lib${PYTHONPATH:+:$PYTHONPATH}
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/mxgate-dryrun.XXXXXX") || bail "mktemp"
-chmod 0755 "$work"
 mxpid=
-cleanup() {
-    [[ -n $mxpid ]] && pf_kill_pid "$mxpid" 10
-    rm -rf "$work"
-}
-trap cleanup EXIT
+e2e_work dryrun mxpid
 
 # A mailbox over its quota (1000 bytes, 5000 used) and one with room.
 vmail=$work/vmail

@@ -26,40 +26,15 @@ command -v unshare >/dev/null || bail "unshare (util-linux) missing"
 pf_need_packages python3 swaks "${PF_PACKAGES[@]}" >&2 || bail "cannot install packages"
 export PYTHONPATH=$here/lib${PYTHONPATH:+:$PYTHONPATH}
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/mxgate-logging.XXXXXX") || bail "mktemp"
-chmod 0755 "$work"
 mxpid= sink_pid=
-cleanup() {
-    [[ -n $mxpid ]] && pf_kill_pid "$mxpid" 10
-    [[ -n $sink_pid ]] && pf_kill_pid "$sink_pid" 3
-    pf_stop_all
-    rm -rf "$work"
-}
-trap cleanup EXIT
+e2e_work logging mxpid sink_pid
 
 # ---- the syslog socket ----------------------------------------------------------
 # Every datagram, one line each, to $work/syslog.txt (bounded: 300 s).
-cat >"$work/sink.py" <<'PY'
-import os, socket, sys, time
-path, out = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(path)
-os.chmod(path, 0o666)
-s.settimeout(0.2)
-print("ready", flush=True)
-end = time.time() + 300
-with open(out, "ab", buffering=0) as f:
-    while time.time() < end:
-        try:
-            d = s.recv(65536)
-        except socket.timeout:
-            continue
-        f.write(d.replace(b"\n", b" ").rstrip(b"\0") + b"\n")
-PY
 : >"$work/syslog.txt"
-python3 "$work/sink.py" "$work/syslog.sock" "$work/syslog.txt" >"$work/sink.out" 2>&1 &
+python3 "$here/lib/syslog_sink.py" "$work/syslog.sock" "$work/syslog.txt" 300 >"$work/sink.out" 2>&1 &
 sink_pid=$!
-wait_for "grep -q ready '$work/sink.out'" 10 || bail "the syslog socket did not open: $(cat "$work/sink.out")"
+wait_for "[[ -S '$work/syslog.sock' ]]" 10 || bail "the syslog socket did not open: $(cat "$work/sink.out")"
 
 # $work/ns-mxgate: mxgate in a mount namespace whose /dev holds null, zero,
 # random, urandom and, as log, the socket above.

@@ -26,29 +26,7 @@
 # TAP on stdout; exit 0 after the results, 99 for a harness failure.
 set -u
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-: "${abs_top_srcdir:=$(cd "$here/../.." && pwd)}"
-: "${abs_top_builddir:=$abs_top_srcdir}"
-: "${MXGATE:=$abs_top_builddir/mxgate}"
-
-. "$abs_top_srcdir/tests/e2e/lib/postfix.sh"
-. "$abs_top_srcdir/tests/e2e/lib/mxgate.sh"
-
-planned=48
-echo "1..$planned"
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-not_ok() { n=$((n + 1)); echo "not ok $n - $*"; }
-# check DESCRIPTION COMMAND...: ok when COMMAND succeeds.
-check() {
-    local d=$1
-    shift
-    if "$@"; then ok "$d"; else not_ok "$d"; return 1; fi
-}
-bail() {
-    echo "Bail out! $*"
-    exit 99
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.sh"
 
 [[ -x $MXGATE ]] || bail "no daemon at $MXGATE (set MXGATE)"
 [[ $(id -u) == 0 ]] || bail "needs root (user = nobody, private Postfix)"
@@ -203,84 +181,84 @@ pf_wait_listen "$mport" 10 || { sed 's/^/# /' "$log"; bail "mxgate did not start
 # ---- queue depth, hysteresis -------------------------------------------
 queue_files 19
 m=$(last_sample)
-check "queue of 19 (high 20): sampled, not overloaded" \
+tap_check "queue of 19 (high 20): sampled, not overloaded" \
     sampled "$m" "queue depth 19, load average 0.10; not overloaded"
-check "queue of 19: unauthenticated MAIL passes" passes 192.0.2.7
+tap_check "queue of 19: unauthenticated MAIL passes" passes 192.0.2.7
 queue_files 20
-check "queue reaches queue_high: entering logged with signal and value" \
+tap_check "queue reaches queue_high: entering logged with signal and value" \
     wait_lines "warning: overload: entering overload state: queue depth 20 reached queue_high 20" 1 5
-check "overloaded: unauthenticated MAIL gets a custom temporary reply" refused
-check "overloaded: log line names 451 4.3.2 and check=overload" \
+tap_check "overloaded: unauthenticated MAIL gets a custom temporary reply" refused
+tap_check "overloaded: log line names 451 4.3.2 and check=overload" \
     wait_lines "NOQUEUE: reject: MAIL from client.example.net[192.0.2.7]: 451 4.3.2 Server busy, try again later; from=<" 1 3
-check "overloaded: the reject line ends with check=overload" \
+tap_check "overloaded: the reject line ends with check=overload" \
     bash -c "grep -F 'Server busy, try again later' '$log' | grep -q 'check=overload\$'"
-check "overloaded: {auth_authen} client passes" passes 192.0.2.7 alice@example.net
-check "overloaded: trusted client passes" passes 192.0.2.200
+tap_check "overloaded: {auth_authen} client passes" passes 192.0.2.7 alice@example.net
+tap_check "overloaded: trusted client passes" passes 192.0.2.200
 queue_files 6
 m=$(last_sample)
-check "drained to 6 (low 5): sampled, still overloaded" \
+tap_check "drained to 6 (low 5): sampled, still overloaded" \
     sampled "$m" "queue depth 6, load average 0.10; overloaded (queue depth)"
-check "drained to 6: unauthenticated MAIL still refused" refused
-check "drained to 6: not logged as leaving" test "$(lines 'leaving overload state')" -eq 0
+tap_check "drained to 6: unauthenticated MAIL still refused" refused
+tap_check "drained to 6: not logged as leaving" test "$(lines 'leaving overload state')" -eq 0
 queue_files 5
-check "drained to queue_low: leaving logged with signal and value" \
+tap_check "drained to queue_low: leaving logged with signal and value" \
     wait_lines "overload: leaving overload state: queue depth 5 fell to queue_low 5" 1 5
-check "after leaving: unauthenticated MAIL passes" passes 192.0.2.7
+tap_check "after leaving: unauthenticated MAIL passes" passes 192.0.2.7
 queue_files 19
 m=$(last_sample)
-check "refilled to 19: sampled, not overloaded again before queue_high" \
+tap_check "refilled to 19: sampled, not overloaded again before queue_high" \
     sampled "$m" "queue depth 19, load average 0.10; not overloaded"
-check "refilled to 19: unauthenticated MAIL passes" passes 192.0.2.7
-check "entering and leaving were each logged once" \
+tap_check "refilled to 19: unauthenticated MAIL passes" passes 192.0.2.7
+tap_check "entering and leaving were each logged once" \
     test "$(lines 'entering overload state')" -eq 1 -a "$(lines 'leaving overload state')" -eq 1
 
 # ---- load average -------------------------------------------------------
 put_loadavg "4.50 1.00 0.50 2/100 4242"
-check "load reaches load_high: entering logged with the load" \
+tap_check "load reaches load_high: entering logged with the load" \
     wait_lines "entering overload state: load average 4.50 reached load_high 4" 1 5
-check "overloaded by load: unauthenticated MAIL refused" refused
+tap_check "overloaded by load: unauthenticated MAIL refused" refused
 put_loadavg "2.01 1.00 0.50 2/100 4242"
 m=$(last_sample)
-check "load 2.01 (low 2): sampled, still overloaded" \
+tap_check "load 2.01 (low 2): sampled, still overloaded" \
     sampled "$m" "load average 2.01; overloaded (load average)"
-check "load 2.01: unauthenticated MAIL still refused" refused
+tap_check "load 2.01: unauthenticated MAIL still refused" refused
 put_loadavg "2.00 1.00 0.50 2/100 4242"
-check "load at load_low: leaving logged" \
+tap_check "load at load_low: leaving logged" \
     wait_lines "leaving overload state: load average 2.00 fell to load_low 2" 1 5
 
 # ---- flag file ----------------------------------------------------------
 : >"$flag"
-check "flag file created: entering logged" \
+tap_check "flag file created: entering logged" \
     wait_lines "entering overload state: flag file $flag exists" 1 5
-check "flag file present: unauthenticated MAIL refused" refused
+tap_check "flag file present: unauthenticated MAIL refused" refused
 rm -f "$flag"
-check "flag file removed: leaving logged" \
+tap_check "flag file removed: leaving logged" \
     wait_lines "leaving overload state: flag file $flag is gone" 1 5
-check "flag file removed: unauthenticated MAIL passes" passes 192.0.2.7
+tap_check "flag file removed: unauthenticated MAIL passes" passes 192.0.2.7
 
 # ---- bad input: logged once, not overloaded, daemon keeps running -------
 chmod 0000 "$q/active"
 queue_files 25		# would be overloaded if the queue could be read
 mkdir "$flag"		# a directory where the flag file goes
 put_loadavg "garbage"
-check "garbage loadavg: logged" \
+tap_check "garbage loadavg: logged" \
     wait_lines "loadavg file $loadavg: no load average at its start; load average treated as not overloaded" 1 5
 m=$(last_sample)
-check "unreadable queue, flag directory, garbage loadavg: sampled as unreadable, not overloaded" \
+tap_check "unreadable queue, flag directory, garbage loadavg: sampled as unreadable, not overloaded" \
     sampled "$m" "flag file unreadable, queue depth unreadable, load average unreadable; not overloaded"
-check "unreadable queue, flag directory, garbage loadavg: each logged once" \
+tap_check "unreadable queue, flag directory, garbage loadavg: each logged once" \
     test "$(lines "queue directory $q/active: Permission denied; queue depth treated as not overloaded")" -eq 1 \
     -a "$(lines "flag file $flag: is a directory; flag file treated as not overloaded")" -eq 1 \
     -a "$(lines "loadavg file $loadavg: no load average")" -eq 1
-check "bad input: not overloaded, unauthenticated MAIL passes" passes 192.0.2.7
+tap_check "bad input: not overloaded, unauthenticated MAIL passes" passes 192.0.2.7
 mv "$q" "$q.away"
 chmod 0755 "$q.away/active"
-check "missing queue directory: logged" \
+tap_check "missing queue directory: logged" \
     wait_lines "queue directory $q: No such file or directory; queue depth treated as not overloaded" 1 5
 m=$(last_sample)
-check "missing queue directory: sampled as unreadable, not overloaded" \
+tap_check "missing queue directory: sampled as unreadable, not overloaded" \
     sampled "$m" "queue depth unreadable, load average unreadable; not overloaded"
-check "missing queue directory: logged once, MAIL passes, daemon alive" \
+tap_check "missing queue directory: logged once, MAIL passes, daemon alive" \
     bash -c "[[ \$(grep -cF 'queue directory $q: No such file' '$log') -eq 1 ]] && kill -0 $mxpid"
 find "$q.away" -type f -delete
 mv "$q.away" "$q"
@@ -290,15 +268,15 @@ rmdir "$flag"
 queue_files 10
 put_loadavg "0.10 0.20 0.30 1/100 4242"
 m=$(last_sample)
-check "before the reload: queue of 10 sampled, not overloaded (high 20)" \
+tap_check "before the reload: queue of 10 sampled, not overloaded (high 20)" \
     sampled "$m" "flag file absent, queue depth 10, load average 0.10; not overloaded"
-check "before the reload: unauthenticated MAIL passes" passes 192.0.2.7
+tap_check "before the reload: unauthenticated MAIL passes" passes 192.0.2.7
 write_conf 8 3
 kill -USR1 "$mxpid"
-check "SIGUSR1: configuration reloaded" wait_lines "configuration reloaded" 1 5
-check "reload to queue_high 8: queue of 10 is overloaded (counted to the bound, 9)" \
+tap_check "SIGUSR1: configuration reloaded" wait_lines "configuration reloaded" 1 5
+tap_check "reload to queue_high 8: queue of 10 is overloaded (counted to the bound, 9)" \
     wait_lines "entering overload state: queue depth 9 or more reached queue_high 8" 1 5
-check "after reload: unauthenticated MAIL refused" refused
+tap_check "after reload: unauthenticated MAIL refused" refused
 
 # ---- Postfix end to end: the exact reply text --------------------------
 : >"$flag"
@@ -306,19 +284,19 @@ port=$(pf_free_port) && sink=$(pf_free_port) || bail "no free port"
 if pf_start "$tmp/pf" "$port" "$sink" "smtpd_milters = inet:127.0.0.1:$mport"; then
     replies=$(pf_swaks_replies --port "$port" --helo client.example.net \
         --from sender@example.net --to rcpt@example.org)
-    check "Postfix: unauthenticated MAIL gets '451 4.3.2 Server busy, try again later'" \
+    tap_check "Postfix: unauthenticated MAIL gets '451 4.3.2 Server busy, try again later'" \
         grep -qx '451 4.3.2 Server busy, try again later' <<<"$replies"
     [[ $replies == *"451 4.3.2 Server busy"* ]] || printf '# %s\n' "$replies" >&2
     replies=$(pf_swaks_replies --port "$port" --helo client.example.net \
         --from sender@example.net --to rcpt@example.org \
         --auth "$PF_SASL_USER" "$PF_SASL_PASSWORD")
-    check "Postfix: authenticated client's MAIL and RCPT are accepted" \
+    tap_check "Postfix: authenticated client's MAIL and RCPT are accepted" \
         bash -c 'grep -q "^250 2.1.0 " <<<"$1" && grep -q "^250 2.1.5 " <<<"$1" &&
             ! grep -q "^[45]" <<<"$1"' _ "$replies"
     [[ $replies == *"Server busy"* ]] && printf '# %s\n' "$replies" >&2
 else
-    not_ok "Postfix: unauthenticated MAIL gets '451 4.3.2 Server busy, try again later' (Postfix did not start)"
-    not_ok "Postfix: authenticated client's MAIL and RCPT are accepted (Postfix did not start)"
+    tap_result 1 "Postfix: unauthenticated MAIL gets '451 4.3.2 Server busy, try again later' (Postfix did not start)"
+    tap_result 1 "Postfix: authenticated client's MAIL and RCPT are accepted (Postfix did not start)"
 fi
 
 # ---- a real Postfix queue -------------------------------------------------
@@ -341,14 +319,14 @@ overload: { queue_directory = "$realq"; queue_format = "postfix"; queue_high = 2
 EOF
 }
 owners=$(stat -c '%U %a' "$realq/incoming" "$realq/active" 2>/dev/null | sort -u | tr '\n' ' ')
-check "the private Postfix's queue: incoming and active owned by postfix, mode 700 ($owners)" \
+tap_check "the private Postfix's queue: incoming and active owned by postfix, mode 700 ($owners)" \
     test "$owners" = "postfix 700 "
 postconf -c "$tmp/pf/etc" -MX qmgr/unix >&2 && postfix -c "$tmp/pf/etc" reload >&2 2>&1
 for k in 1 2 3; do
     printf 'Subject: queued %s\n\nmessage %s\n' "$k" "$k" |
         timeout 20 /usr/sbin/sendmail -C "$tmp/pf/etc" -f "q$k@example.net" "rcpt@example.org"
 done
-check "three messages submitted with Postfix's sendmail wait in the real incoming queue" \
+tap_check "three messages submitted with Postfix's sendmail wait in the real incoming queue" \
     wait_for "(( \$(find '$realq/incoming' '$realq/active' -type f | wc -l) == 3 ))" 15
 real_conf qpostfix postfix
 real_conf qnobody nobody
@@ -356,32 +334,30 @@ mxgate_start "$tmp/qpostfix.conf" "$tmp/qpostfix.log" 20 && qp_pid=$MXGATE_PID |
 mxpids+=("$qp_pid")
 mxgate_start "$tmp/qnobody.conf" "$tmp/qnobody.log" 20 && qn_pid=$MXGATE_PID || qn_pid=
 mxpids+=("$qn_pid")
-check "user = postfix: the real queue counted, its 3 messages reach queue_high 2 (counted to the bound)" \
+tap_check "user = postfix: the real queue counted, its 3 messages reach queue_high 2 (counted to the bound)" \
     wait_for "grep -qF 'entering overload state: queue depth 3 or more reached queue_high 2' '$tmp/qpostfix.log'" 10 ||
     tail -n 5 "$tmp/qpostfix.log" | sed 's/^/# qpostfix: /' >&2
-check "user = nobody: the real queue cannot be read, logged as Permission denied" \
+tap_check "user = nobody: the real queue cannot be read, logged as Permission denied" \
     wait_for "grep -qF 'queue directory $realq/incoming: Permission denied; queue depth treated as not overloaded' '$tmp/qnobody.log'" 10
 log=$tmp/qnobody.log
 m=$(last_sample)
-check "user = nobody: later samples read it as unreadable, not overloaded" \
+tap_check "user = nobody: later samples read it as unreadable, not overloaded" \
     sampled "$m" "queue depth unreadable; not overloaded"
-check "user = nobody: Permission denied logged once, no overload state" \
+tap_check "user = nobody: Permission denied logged once, no overload state" \
     test "$(lines 'Permission denied')" -eq 1 -a "$(lines 'entering overload state')" -eq 0
 log=$tmp/mxgate.log
-check "the mxgate as postfix stops on SIGTERM: status 0, no sanitizer report" \
+tap_check "the mxgate as postfix stops on SIGTERM: status 0, no sanitizer report" \
     mxgate_stop "$qp_pid" "$tmp/qpostfix.log"
-check "the mxgate as nobody stops on SIGTERM: status 0, no sanitizer report" \
+tap_check "the mxgate as nobody stops on SIGTERM: status 0, no sanitizer report" \
     mxgate_stop "$qn_pid" "$tmp/qnobody.log"
 mxpids=()
 
 # ---- clean stop ---------------------------------------------------------
-check "SIGTERM stops the daemon (sampler joined): status 0 within 15 s, no sanitizer report" \
+tap_check "SIGTERM stops the daemon (sampler joined): status 0 within 15 s, no sanitizer report" \
     mxgate_stop "$mxpid" "$log"
 [[ -n $MXGATE_STOP_WHY ]] && echo "# $MXGATE_STOP_WHY" >&2
 mxpid=
 
-if ((n != planned)); then
-    echo "# ran $n tests, planned $planned" >&2
-fi
 grep -E "warning|error" "$log" | sed 's/^/# log: /' >&2
+tap_done
 exit 0

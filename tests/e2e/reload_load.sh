@@ -33,14 +33,8 @@ LOAD=$abs_top_builddir/tests/bench/milter_load
 [[ -x $MXGATE ]] || bail "no daemon at $MXGATE (set MXGATE)"
 [[ -x $LOAD ]] || bail "no load driver at $LOAD (make check builds it)"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/mxgate-reload.XXXXXX") || bail "mktemp"
-chmod 0755 "$work"
-mxpid=
-cleanup() {
-    [[ -n $mxpid ]] && pf_kill_pid "$mxpid" 15
-    rm -rf "$work"
-}
-trap cleanup EXIT
+mxpid= load_pid=
+e2e_work reload mxpid load_pid
 
 # Two quota trees: user1 full in B, user2 full in C; the others have room.
 for tree in B C; do
@@ -104,6 +98,7 @@ done
 wait_for "! mxgate_alive $load_pid" 60
 wait "$load_pid"
 st=$?
+load_pid=
 result=$(grep '^RESULT' "$work/load.out")
 tap_result "$([[ $st == 0 && $result == *" failed=0 "* ]]; echo $?)" \
     "$RELOAD_THREADS threads for $RELOAD_SECONDS s while reloading: every session completed (${result#RESULT })" ||

@@ -23,14 +23,8 @@ LOAD=$abs_top_builddir/tests/bench/milter_load
 command -v valgrind >/dev/null || pf_need_packages valgrind >&2 || bail "valgrind missing"
 engine=${MXGATE_ENGINE:-libmilter}
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/mxgate-valgrind.XXXXXX") || bail "mktemp"
-chmod 0755 "$work"
 vgpid=
-cleanup() {
-    [[ -n $vgpid ]] && pf_kill_pid "$vgpid" 30
-    rm -rf "$work"
-}
-trap cleanup EXIT
+e2e_work valgrind vgpid
 
 for u in 0 1 2; do
     mkdir -p "$work/vmail/example.org/user$u"/{cur,new,tmp}

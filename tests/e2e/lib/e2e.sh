@@ -17,3 +17,23 @@ bail() {
     echo "Bail out! $*"
     exit 99
 }
+
+# e2e_work NAME [PIDVAR...]: $work, a fresh directory (mode 0755: a daemon
+# that dropped to nobody reads it).  At exit, whatever the script's end:
+# the process whose pid each variable PIDVAR still holds is stopped (a
+# script empties the variable once it stopped that process itself), then
+# every private Postfix, and $work is removed.
+e2e_work() {
+    e2e_pidvars=("${@:2}")
+    work=$(mktemp -d "${TMPDIR:-/tmp}/mxgate-$1.XXXXXX") || bail "mktemp"
+    chmod 0755 "$work"
+    trap e2e_cleanup EXIT
+}
+e2e_cleanup() {
+    local v
+    for v in "${e2e_pidvars[@]}"; do
+        [[ -n ${!v:-} ]] && pf_kill_pid "${!v}" 30
+    done
+    pf_stop_all
+    rm -rf "$work"
+}

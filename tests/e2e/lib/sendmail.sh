@@ -28,6 +28,8 @@
 # Where the unpacked packages live (kept between runs: only a download).
 : "${SM_CACHE:=${TMPDIR:-/tmp}/.mxgate-e2e-sendmail}"
 : "${SM_DELIVERY_MODE:=background}"
+# This file's directory (syslog_sink.py is beside it).
+SM_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SM_ROOT=$SM_CACHE/root
 SM_BIN=$SM_ROOT/usr/libexec/sendmail/sendmail
 SM_PACKAGES=(sendmail-bin sendmail-base sendmail-cf)
@@ -76,23 +78,7 @@ sm_syslog_start() {
     local dir=$1 i
     rm -f "$dir/log.sock"
     : >"$dir/syslog"
-    cat >"$dir/syslog.py" <<'PY'
-import os, socket, sys, time
-path, out, life = sys.argv[1], sys.argv[2], float(sys.argv[3])
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(path)
-os.chmod(path, 0o666)
-s.settimeout(0.5)
-end = time.time() + life
-with open(out, "a", buffering=1) as f:
-    while time.time() < end:
-        try:
-            data = s.recv(65536)
-        except socket.timeout:
-            continue
-        f.write(data.decode("utf-8", "replace").rstrip("\n\0") + "\n")
-PY
-    python3 "$dir/syslog.py" "$dir/log.sock" "$dir/syslog" 600 </dev/null >"$dir/syslog.err" 2>&1 &
+    python3 "$SM_LIB/syslog_sink.py" "$dir/log.sock" "$dir/syslog" 600 </dev/null >"$dir/syslog.err" 2>&1 &
     echo $! >"$dir/syslog.pid"
     for ((i = 0; i < 50; i++)); do
         [[ -S $dir/log.sock ]] && return 0
