@@ -671,6 +671,9 @@ parse_rules(struct loader *ld, struct config *cfg, const config_setting_t *list)
 	}
 }
 
+static void config_free(struct config *cfg);
+static void config_snapshot_free(struct snapshot *snap);
+
 /* Fill every default (contrib/mxgate.conf.example lists them). */
 static void
 config_defaults(struct config *cfg)
@@ -678,7 +681,7 @@ config_defaults(struct config *cfg)
 	static const char *const trusted[] = {"127.0.0.0/8", "::1/128"};
 	struct cidr net;
 
-	cfg->refs = 1;
+	snapshot_init(&cfg->snap, config_snapshot_free);
 	cfg->path = xstrdup("");
 	cfg->socket = xstrdup("inet:8891@127.0.0.1");
 	cfg->engine = ENGINE_LIBMILTER;
@@ -830,6 +833,13 @@ config_validate(struct loader *ld, const config_t *cf, struct config *cfg)
 			     "queue_high is set but queue_directory is empty");
 }
 
+/* The last reference is gone. */
+static void
+config_snapshot_free(struct snapshot *snap)
+{
+	config_free(snapshot_owner(snap, struct config, snap));
+}
+
 static void
 config_free(struct config *cfg)
 {
@@ -907,46 +917,33 @@ config_load(const char *path, config_report_fn *report, void *arg)
 	return cfg;
 }
 
-static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct config *current;
+static struct snapshot_slot current = SNAPSHOT_SLOT_INITIALIZER;
+
+void
+config_hold(struct config *cfg)
+{
+	snapshot_hold(&cfg->snap);
+}
 
 void
 config_release(struct config *cfg)
 {
-	int	left;
-
-	if (cfg == NULL)
-		return;
-	pthread_mutex_lock(&current_lock);
-	left = --cfg->refs;
-	pthread_mutex_unlock(&current_lock);
-	if (left == 0)
-		config_free(cfg);
+	if (cfg != NULL)
+		snapshot_release(&cfg->snap);
 }
 
 void
 config_install(struct config *cfg)
 {
-	struct config *old;
-
-	pthread_mutex_lock(&current_lock);
-	old = current;
-	current = cfg;
-	pthread_mutex_unlock(&current_lock);
-	config_release(old);
+	snapshot_install(&current, cfg ? &cfg->snap : NULL);
 }
 
 struct config *
 config_current(void)
 {
-	struct config *cfg;
+	struct snapshot *snap = snapshot_acquire(&current);
 
-	pthread_mutex_lock(&current_lock);
-	cfg = current;
-	if (cfg)
-		cfg->refs++;
-	pthread_mutex_unlock(&current_lock);
-	return cfg;
+	return snap ? snapshot_owner(snap, struct config, snap) : NULL;
 }
 
 void

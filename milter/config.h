@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "cidr.h"
+#include "snapshot.h"
 
 #define CONFIG_MAX_RULE_NAME	64
 
@@ -77,7 +78,7 @@ struct string_list {
 };
 
 struct config {
-	int	refs;			/* guarded by config.c's lock */
+	struct snapshot snap;		/* the references (snapshot.h) */
 	char   *path;			/* file it came from; "" for defaults */
 	unsigned long generation;	/* 1 for the first config_load(), then up */
 
@@ -144,7 +145,10 @@ typedef void config_report_fn(void *arg, const char *message);
  */
 struct config *config_load(const char *path, config_report_fn *report, void *arg);
 
-/* Drop one reference; the last one frees the snapshot. */
+/* One more reference to a snapshot the caller holds. */
+void	config_hold(struct config *cfg);
+
+/* Drop one reference (NULL is ignored); the last one frees the snapshot. */
 void	config_release(struct config *cfg);
 
 /* Install cfg (taking over its reference) as the current snapshot. */

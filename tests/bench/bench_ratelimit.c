@@ -168,7 +168,8 @@ load_config(const char *servers_line, const char *rules)
 		fprintf(stderr, "bad benchmark configuration\n");
 		exit(1);
 	}
-	cfg->refs += 1000000; /* one per session below, never freed */
+	for (int i = 0; i < 1000000; i++)
+		config_hold(cfg); /* one per session below, never freed */
 	return cfg;
 }
 

@@ -279,7 +279,7 @@ test_key_values(void **state)
 
 	(void)state;
 	assert_non_null(cfg);
-	cfg->refs += 3; /* one per session */
+	config_hold(cfg); config_hold(cfg); config_hold(cfg); /* one per session */
 	s = session_with(cfg, "192.0.2.77", "<Alice@Example.NET>", NULL);
 	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[0], s, &k1));
 	assert_string_equal(k1.text, "alice@example.net");
@@ -379,7 +379,7 @@ test_class_matching(void **state)
 
 	(void)state;
 	assert_non_null(cfg);
-	cfg->refs += 3;
+	config_hold(cfg); config_hold(cfg); config_hold(cfg);
 	/* The CIDR sees the client's own address, not its /24 group. */
 	s = session_with(cfg, "192.0.2.200", "a@b", "Newsletter@Example.COM");
 	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[0], s, &k));
@@ -947,7 +947,7 @@ test_reload(void **state)
 
 	(void)state;
 	assert_true(ratelimit_start(mem));
-	mem->refs++;
+	config_hold(mem);
 	s = session_with(mem, "192.0.2.30", "<reload@example.net>", NULL);
 	assert_int_equal(run(s, STAGE_MAIL).kind, VERDICT_DUNNO);
 	check_ratelimit_end(s, true);
@@ -980,7 +980,7 @@ test_many_recipients(void **state)
 
 	(void)state;
 	assert_true(ratelimit_start(cfg));
-	cfg->refs++;
+	config_hold(cfg);
 	s = session_with(cfg, "192.0.2.40", "<many@example.net>", NULL);
 	/* More distinct counters than a transaction remembers: no crash, the rest stay charged. */
 	for (int i = 0; i < SESSION_RATE_CHARGES + 6; i++) {

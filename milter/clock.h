@@ -1,0 +1,37 @@
+/*
+ * clock.h - the one monotonic clock mxgate measures deadlines, windows and
+ * breaker periods with, in milliseconds.  Thread-safe.
+ */
+#ifndef MXGATE_CLOCK_H
+#define MXGATE_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+/* CLOCK_MONOTONIC in milliseconds. */
+static inline uint64_t
+clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The CLOCK_MONOTONIC time ms milliseconds from now, for pthread_cond_timedwait and poll deadlines. */
+static inline struct timespec
+clock_after_ms(uint64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+#endif
