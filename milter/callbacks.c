@@ -11,7 +11,6 @@
  */
 #include "callbacks.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -76,7 +75,7 @@ session_of(struct milter_conn *ctx)
 	struct session *s = ctx_session(ctx);
 
 	if (s == NULL) {
-		if ((s = session_open(config_current())) == NULL)
+		if ((s = policy_session_open(config_current())) == NULL)
 			return NULL;
 		milter_setpriv(ctx, s);
 	}
@@ -130,43 +129,18 @@ mx_helo(struct milter_conn *ctx, const char *name)
 	return SMFIS_CONTINUE;
 }
 
-/* Give the MTA a refusal; SMFIS_CONTINUE for anything else. */
+/* Give the MTA a refusal; SMFIS_CONTINUE for anything else (policy.c kept a hold or warning). */
 static sfsistat
-apply_verdict(struct milter_conn *ctx, struct session *s, const struct verdict *v)
+apply_verdict(struct milter_conn *ctx, const struct verdict *v)
 {
 	char	text[REPLY_MAX * 2];
 
-	if (v->kind == VERDICT_HOLD || v->kind == VERDICT_WARN) {
-		s->tx.needs_eom = true;
-		if (v->kind == VERDICT_HOLD) {
-			s->tx.hold = true;
-			copy_string(s->tx.hold_reason, sizeof(s->tx.hold_reason), v->subject);
-		} else if (s->tx.warning[0] == '\0')
-			copy_string(s->tx.warning, sizeof(s->tx.warning), v->subject);
-		return SMFIS_CONTINUE;
-	}
 	if (v->kind != VERDICT_REFUSE)
 		return SMFIS_CONTINUE;
 	reply_escaped(&v->reply, text, sizeof(text));
 	if (milter_setreply(ctx, v->reply.code, v->reply.dsn, text) != 0)
 		log_warning("invalid reply \"%s %s %s\"", v->reply.code, v->reply.dsn, v->reply.text);
 	return v->reply.code[0] == '4' ? SMFIS_TEMPFAIL : SMFIS_REJECT;
-}
-
-/* SIZE= among the MAIL FROM parameters, 0 when absent or malformed. */
-static unsigned long
-mail_size(char **argv)
-{
-	for (int i = 1; argv[i] != NULL; i++) {
-		if (strncasecmp(argv[i], "SIZE=", 5) == 0) {
-			char   *end;
-			unsigned long v = strtoul(argv[i] + 5, &end, 10);
-
-			if (*end == '\0' && argv[i][5] >= '0' && argv[i][5] <= '9')
-				return v;
-		}
-	}
-	return 0;
 }
 
 static sfsistat
@@ -178,14 +152,11 @@ mx_envfrom(struct milter_conn *ctx, char **argv)
 	if (s == NULL)
 		return SMFIS_TEMPFAIL;
 	policy_transaction_end(s, false);
-	session_reset_transaction(s);
-	s->tx.active = true;
-	field_set(&s->tx.sender, argv[0] ? argv[0] : "");
-	s->tx.size = mail_size(argv);
+	session_begin_transaction(s, argv);
 	get_macro(ctx, "{auth_authen}", s->tx.auth_user, sizeof(s->tx.auth_user));
 	get_macro(ctx, "{i}", s->tx.queue_id, sizeof(s->tx.queue_id));
 	policy_run(s, STAGE_MAIL, &v);
-	return apply_verdict(ctx, s, &v);
+	return apply_verdict(ctx, &v);
 }
 
 static sfsistat
@@ -197,12 +168,11 @@ mx_envrcpt(struct milter_conn *ctx, char **argv)
 
 	if (s == NULL)
 		return SMFIS_TEMPFAIL;
-	field_set(&s->tx.rcpt, argv[0] ? argv[0] : "");
-	s->tx.rcpts_seen++;
+	session_set_rcpt(s, argv[0]);
 	if (s->tx.queue_id[0] == '\0')
 		get_macro(ctx, "{i}", s->tx.queue_id, sizeof(s->tx.queue_id));
 	policy_run(s, STAGE_RCPT, &v);
-	r = apply_verdict(ctx, s, &v);
+	r = apply_verdict(ctx, &v);
 	if (r == SMFIS_CONTINUE)
 		s->tx.rcpts_accepted++;
 	return r;
@@ -234,10 +204,8 @@ mx_eom(struct milter_conn *ctx)
 	if (s != NULL && s->tx.warning[0] != '\0' &&
 	    milter_addheader(ctx, "X-Mxgate-Warning", s->tx.warning) != 0)
 		log_warning("MTA refused the X-Mxgate-Warning header");
-	if (s != NULL) {
+	if (s != NULL)
 		policy_transaction_end(s, true);
-		session_reset_transaction(s);
-	}
 	return SMFIS_CONTINUE;
 }
 
@@ -246,10 +214,8 @@ mx_abort(struct milter_conn *ctx)
 {
 	struct session *s = ctx_session(ctx);
 
-	if (s != NULL) {
+	if (s != NULL)
 		policy_transaction_end(s, false);
-		session_reset_transaction(s);
-	}
 }
 
 static void

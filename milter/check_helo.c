@@ -23,19 +23,26 @@ exempt_daemon(const struct session *s)
 	return false;
 }
 
-void
-check_helo(struct session *s, enum stage stage, struct verdict *v)
+bool
+check_helo_exempt(const struct session *s)
+{
+	if (s->cfg->helo.exempt_authenticated && session_authenticated(s))
+		return true;
+	return s->daemon_name[0] && exempt_daemon(s);
+}
+
+static void
+helo_run(struct session *s, void *state, enum stage stage, struct verdict *v)
 {
 	const struct config *cfg = s->cfg;
 	enum stage enforce = cfg->helo.enforce_at == ENFORCE_MAIL ? STAGE_MAIL : STAGE_RCPT;
 	unsigned code;
 	const char *text;
 
+	(void)state;
 	if (!cfg->helo.enabled || stage != enforce || !s->helo_seen)
 		return;
-	if (cfg->helo.exempt_authenticated && session_authenticated(s))
-		return;
-	if (s->daemon_name[0] && exempt_daemon(s))
+	if (check_helo_exempt(s))
 		return;
 	switch (s->helo_verdict) {
 	case HOSTNAME_OK:
@@ -57,3 +64,7 @@ check_helo(struct session *s, enum stage stage, struct verdict *v)
 	if (reply_set(&v->reply, code, "5.5.2", s->helo, strlen(s->helo), text))
 		v->kind = VERDICT_REFUSE;
 }
+
+const struct check check_helo = {
+	.name = "helo", .stages = STAGE_MAIL | STAGE_RCPT, .run = helo_run,
+};

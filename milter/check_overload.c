@@ -10,9 +10,10 @@
 #include "checks.h"
 #include "overload.h"
 
-void
-check_overload(struct session *s, enum stage stage, struct verdict *v)
+static void
+overload_run(struct session *s, void *state, enum stage stage, struct verdict *v)
 {
+	(void)state;
 	if (stage != STAGE_MAIL || !s->cfg->overload.enabled || session_authenticated(s))
 		return;
 	if (!overload_active())
@@ -20,3 +21,8 @@ check_overload(struct session *s, enum stage stage, struct verdict *v)
 	if (reply_set(&v->reply, 451, "4.3.2", NULL, 0, "Server busy, try again later"))
 		v->kind = VERDICT_REFUSE;
 }
+
+const struct check check_overload = {
+	.name = "overload", .stages = STAGE_MAIL, .run = overload_run,
+	.start = overload_start, .reload = overload_reload, .stop = overload_stop,
+};

@@ -29,8 +29,8 @@ set_subject(struct verdict *v, const char *rcpt, size_t len)
 	v->subject[len] = '\0';
 }
 
-void
-check_quota(struct session *s, enum stage stage, struct verdict *v)
+static void
+quota_run(struct session *s, void *state, enum stage stage, struct verdict *v)
 {
 	const struct config *cfg = s->cfg;
 	const struct field *rcpt = &s->tx.rcpt;
@@ -40,6 +40,7 @@ check_quota(struct session *s, enum stage stage, struct verdict *v)
 	const char *shown;
 	size_t	shown_len;
 
+	(void)state;
 	if (!cfg->quota.enabled || stage != STAGE_RCPT)
 		return;
 	if (rcpt->truncated) {
@@ -73,3 +74,14 @@ check_quota(struct session *s, enum stage stage, struct verdict *v)
 		break;
 	}
 }
+
+static enum on_error
+quota_on_error(const struct config *cfg)
+{
+	return cfg->quota.on_error;
+}
+
+const struct check check_quota = {
+	.name = "quota", .stages = STAGE_RCPT, .run = quota_run, .on_error = quota_on_error,
+	.start = quota_start, .reload = quota_reload, .stop = quota_stop,
+};

@@ -20,16 +20,20 @@
  *
  * Thread-safety: touches only the session and the thread-safe stores.
  */
-#include "checks.h"
+#include "check_ratelimit.h"
 
+#include <arpa/inet.h>
+#include <assert.h>
+#include <nettle/sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
-#include "ratelimit.h"
 
 #define EVENT_CHARGES_ON_STACK 32
+
+static_assert(RATELIMIT_TEXT_MAX >= 6 * SESSION_PATH_MAX, "a key value's text holds six paths");
 
 /* What one event has been charged so far, to give back or to keep. */
 struct event {
@@ -37,13 +41,135 @@ struct event {
 	size_t n;
 };
 
+/* ---- key values ---------------------------------------------------------- */
+
+/* ASCII lower-case copy of len bytes of src, cut to size. */
+static size_t
+lower_copy(const char *src, size_t len, char *out, size_t size)
+{
+	if (len >= size)
+		len = size - 1;
+	for (size_t i = 0; i < len; i++)
+		out[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] - 'A' + 'a') : src[i];
+	out[len] = '\0';
+	return len;
+}
+
+/* An address as counted: one pair of enclosing <> dropped, ASCII lower-cased. */
+static size_t
+normalise_address(const struct field *f, char *out, size_t size)
+{
+	const char *p = f->text;
+	size_t len = f->len;
+
+	if (len >= 2 && p[0] == '<' && p[len - 1] == '>') {
+		p++;
+		len -= 2;
+	}
+	return lower_copy(p, len, out, size);
+}
+
+/* The domain of a normalised address: after the last '@', "" without one. */
+static const char *
+address_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+/* Add one "NAME:LENGTH:VALUE" part to the digest and "VALUE" to the text. */
+static void
+key_add(struct sha256_ctx *ctx, struct rate_value *key, const char *name, const char *value,
+	size_t len, const char *shown)
+{
+	char head[64];
+	int n = snprintf(head, sizeof(head), "%s:%zu:", name, len);
+	size_t room, slen = strlen(shown);
+
+	sha256_update(ctx, (size_t)n, (const uint8_t *)head);
+	sha256_update(ctx, len, (const uint8_t *)value);
+	if (key->len > 0 && key->len + 1 < sizeof(key->text))
+		key->text[key->len++] = ',';
+	room = sizeof(key->text) - 1 - key->len;
+	if (slen > room)
+		slen = room;
+	memcpy(key->text + key->len, shown, slen);
+	key->len += slen;
+	key->text[key->len] = '\0';
+}
+
+/* An address part: the address as counted, or only its domain. */
+static void
+key_add_address(struct sha256_ctx *ctx, struct rate_value *key, const char *name,
+		const struct field *f, bool domain_only)
+{
+	char buf[SESSION_PATH_MAX];
+	size_t len = normalise_address(f, buf, sizeof(buf));
+	const char *d = domain_only ? address_domain(buf) : buf;
+
+	key_add(ctx, key, name, d, domain_only ? strlen(d) : len, d);
+}
+
+/* A name part (SASL user, HELO): lower-cased. */
+static void
+key_add_lower(struct sha256_ctx *ctx, struct rate_value *key, const char *name, const char *src)
+{
+	char buf[SESSION_PATH_MAX];
+	size_t len = lower_copy(src, strlen(src), buf, sizeof(buf));
+
+	key_add(ctx, key, name, buf, len, buf);
+}
+
+bool
+check_ratelimit_key(const struct rate_rule *rule, const struct session *s, struct rate_value *key)
+{
+	struct sha256_ctx ctx;
+	char net[INET6_ADDRSTRLEN + 8];
+	unsigned keys = rule->keys;
+
+	memset(key, 0, sizeof(*key));
+	if (((keys & RATE_KEY_CLIENT_IP) && s->addr.family == AF_UNSPEC) ||
+	    ((keys & RATE_KEY_SASL_USER) && s->tx.auth_user[0] == '\0') ||
+	    ((keys & RATE_KEY_HELO) && !s->helo_seen))
+		return false;
+	sha256_init(&ctx);
+	if (keys & RATE_KEY_CLIENT_IP) {
+		struct ipaddr group;
+		unsigned prefix = ratelimit_group(&s->addr, rule->ipv4_prefix, rule->ipv6_prefix,
+						  &group, net, sizeof(net));
+		bool whole = prefix == (s->addr.family == AF_INET ? 32u : 128u);
+		char shown[INET6_ADDRSTRLEN];
+
+		ipaddr_format(&group, shown, sizeof(shown));
+		key_add(&ctx, key, "client_ip", net, strlen(net), whole ? shown : net);
+	}
+	if (keys & RATE_KEY_SENDER)
+		key_add_address(&ctx, key, "sender", &s->tx.sender, false);
+	if (keys & RATE_KEY_SENDER_DOMAIN)
+		key_add_address(&ctx, key, "sender_domain", &s->tx.sender, true);
+	if (keys & RATE_KEY_SASL_USER)
+		key_add_lower(&ctx, key, "sasl_user", s->tx.auth_user);
+	if (keys & RATE_KEY_RECIPIENT)
+		key_add_address(&ctx, key, "recipient", &s->tx.rcpt, false);
+	if (keys & RATE_KEY_RECIPIENT_DOMAIN)
+		key_add_address(&ctx, key, "recipient_domain", &s->tx.rcpt, true);
+	if (keys & RATE_KEY_HELO)
+		key_add_lower(&ctx, key, "helo", s->helo);
+	sha256_digest(&ctx, RATELIMIT_DIGEST_SIZE, key->digest);
+	return true;
+}
+
+/* ---- the check ----------------------------------------------------------- */
+
 /* Does rule count at this stage, for this client? */
 static bool
-rule_applies(const struct rate_rule *rule, const struct session *s, enum stage stage)
+rule_applies(const struct rate_rule *rule, const struct session *s,
+	     const struct ratelimit_state *st, enum stage stage)
 {
 	switch (rule->count) {
 	case RATE_COUNT_CONNECTIONS:
-		if (stage != STAGE_MAIL || s->rate_connection_charged)
+		if (stage != STAGE_MAIL || st->connection_charged)
 			return false;
 		break;
 	case RATE_COUNT_MESSAGES:
@@ -138,36 +264,44 @@ same_counters(const struct config *cfg, const struct rate_charge *a, const struc
 
 /* Remember a charge of the transaction, to give it back if it is not accepted. */
 static void
-transaction_record(struct session *s, const struct rate_charge *c)
+transaction_record(const struct config *cfg, struct ratelimit_state *st,
+		   const struct rate_charge *c)
 {
-	struct transaction *tx = &s->tx;
-
-	for (unsigned i = 0; i < tx->nrate_charges; i++)
-		if (same_counters(s->cfg, &tx->rate_charges[i], c)) {
-			tx->rate_charges[i].count += c->count;
+	for (unsigned i = 0; i < st->ncharges; i++)
+		if (same_counters(cfg, &st->charges[i], c)) {
+			st->charges[i].count += c->count;
 			return;
 		}
-	if (tx->nrate_charges < SESSION_RATE_CHARGES)
-		tx->rate_charges[tx->nrate_charges++] = *c;
+	if (st->ncharges < RATELIMIT_TX_CHARGES)
+		st->charges[st->ncharges++] = *c;
 	else
-		tx->rate_charges_lost = true;
+		st->charges_lost = true;
 }
 
 /* The event is let through: keep its charges. */
 static void
-event_commit(struct session *s, enum stage stage, const struct event *ev)
+event_commit(const struct config *cfg, struct ratelimit_state *st, enum stage stage,
+	     const struct event *ev)
 {
 	for (size_t i = 0; i < ev->n; i++)
-		if (s->cfg->ratelimit.rules[ev->items[i].rule].count != RATE_COUNT_CONNECTIONS)
-			transaction_record(s, &ev->items[i]);
+		if (cfg->ratelimit.rules[ev->items[i].rule].count != RATE_COUNT_CONNECTIONS)
+			transaction_record(cfg, st, &ev->items[i]);
 	if (stage == STAGE_MAIL)
-		s->rate_connection_charged = true;
+		st->connection_charged = true;
 }
 
-void
-check_ratelimit(struct session *s, enum stage stage, struct verdict *v)
+/* The check's on_error: memcached's ("local" never reaches a check). */
+static enum on_error
+ratelimit_on_error(const struct config *cfg)
+{
+	return cfg->memcached.on_error;
+}
+
+static void
+ratelimit_run(struct session *s, void *state, enum stage stage, struct verdict *v)
 {
 	const struct config *cfg = s->cfg;
+	struct ratelimit_state *st = state;
 	struct rate_charge on_stack[EVENT_CHARGES_ON_STACK];
 	struct event ev = {on_stack, 0};
 	struct verdict later = {.kind = VERDICT_DUNNO}; /* hold, warn or error */
@@ -192,7 +326,7 @@ check_ratelimit(struct session *s, enum stage stage, struct verdict *v)
 		int class_index;
 		enum rate_outcome r;
 
-		if (!rule_applies(rule, s, stage) || !ratelimit_key_value(rule, s, &key))
+		if (!rule_applies(rule, s, st, stage) || !check_ratelimit_key(rule, s, &key))
 			continue;
 		limits = ratelimit_limits(rule, &key, &s->addr, &class_index);
 		if (limits->count == 0)
@@ -208,7 +342,7 @@ check_ratelimit(struct session *s, enum stage stage, struct verdict *v)
 				later.kind = VERDICT_ERROR;
 				ascii_copy(later.subject, sizeof(later.subject), key.text, key.len);
 			}
-			if (cfg->memcached.on_error == ON_ERROR_TEMPFAIL)
+			if (ratelimit_on_error(cfg) == ON_ERROR_TEMPFAIL)
 				break;
 			continue;
 		}
@@ -231,11 +365,11 @@ check_ratelimit(struct session *s, enum stage stage, struct verdict *v)
 			set_subject(&later, rule, &key);
 		}
 	}
-	if (later.kind == VERDICT_ERROR && cfg->memcached.on_error == ON_ERROR_TEMPFAIL) {
+	if (later.kind == VERDICT_ERROR && ratelimit_on_error(cfg) == ON_ERROR_TEMPFAIL) {
 		/* policy.c turns this into a 451: nothing may stay charged. */
 		event_give_back(cfg, &ev);
 	} else
-		event_commit(s, stage, &ev);
+		event_commit(cfg, st, stage, &ev);
 	if (later.kind != VERDICT_DUNNO) {
 		v->kind = later.kind;
 		memcpy(v->subject, later.subject, sizeof(v->subject));
@@ -245,19 +379,27 @@ out:
 		free(ev.items);
 }
 
-void
-check_ratelimit_end(struct session *s, bool accepted)
+/* The transaction ended: give its charges back unless it was accepted. */
+static void
+ratelimit_end(struct session *s, void *state, bool accepted)
 {
-	struct transaction *tx = &s->tx;
+	struct ratelimit_state *st = state;
 
 	if (!accepted) {
-		for (unsigned i = 0; i < tx->nrate_charges; i++)
-			ratelimit_give_back(s->cfg, &tx->rate_charges[i]);
-		if (tx->rate_charges_lost)
+		for (unsigned i = 0; i < st->ncharges; i++)
+			ratelimit_give_back(s->cfg, &st->charges[i]);
+		if (st->charges_lost)
 			log_info("ratelimit: transaction of %s[%s] charged more than %d counters: "
 				 "the rest stay charged",
-				 s->client_name, s->client_addr, SESSION_RATE_CHARGES);
+				 s->client_name, s->client_addr, RATELIMIT_TX_CHARGES);
 	}
-	tx->nrate_charges = 0;
-	tx->rate_charges_lost = false;
+	st->ncharges = 0;
+	st->charges_lost = false;
 }
+
+const struct check check_ratelimit = {
+	.name = "ratelimit", .stages = STAGE_MAIL | STAGE_RCPT,
+	.state_size = sizeof(struct ratelimit_state),
+	.run = ratelimit_run, .end = ratelimit_end, .on_error = ratelimit_on_error,
+	.start = ratelimit_start, .reload = ratelimit_reload, .stop = ratelimit_stop,
+};

@@ -1,14 +1,24 @@
 /*
- * checks.h - the checks, and the table that says where each one runs.
+ * checks.h - the check descriptor, and the table that says which checks
+ * run, in which order and at which stages.
  *
- * A check is a plain function of the session: it never speaks the milter protocol, and
+ * A check is one file exporting one struct check.  Its run function is a
+ * plain function of the session: it never speaks the milter protocol, and
  * it never decides what a backend failure means (it returns VERDICT_ERROR
- * and policy.c applies the check's on_error).  Adding a check is one file
- * and one row in policy.c's table.
+ * and policy.c applies the check's on_error).  A check that keeps state
+ * for a connection declares its size; policy.c keeps it beside the
+ * session and hands it to run and end.  A check with a process-wide
+ * service (a pool, a sampler) names its start, reload and stop, which
+ * services.c calls in table order (stop in reverse).  Adding a check is
+ * its file and one row in checks.c's table.
  */
 #ifndef MXGATE_CHECKS_H
 #define MXGATE_CHECKS_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
 #include "session.h"
 #include "verdict.h"
 
@@ -17,25 +27,37 @@ enum stage {
 	STAGE_RCPT = 1 << 1,
 };
 
-typedef void check_fn(struct session *s, enum stage stage, struct verdict *v);
+struct check {
+	const char *name;		/* check= in the decision line */
+	unsigned stages;		/* enum stage bits it runs at */
+	size_t	state_size;		/* per-connection state, zeroed at connect; 0: none */
 
-/* HELO/EHLO name as Postfix's reject_invalid/non_fqdn_helo_hostname. */
-check_fn check_helo;
+	/* Judge the stage: leave v alone (no opinion) or fill it. */
+	void	(*run)(struct session *s, void *state, enum stage stage, struct verdict *v);
 
-/* Server overloaded: unauthenticated MAIL FROM gets 451 4.3.2 (check_overload.c). */
-check_fn check_overload;
+	/* The transaction ended, accepted or not: give back what it charged. NULL: nothing. */
+	void	(*end)(struct session *s, void *state, bool accepted);
 
-/* Recipient's mailbox over quota (check_quota.c). */
-check_fn check_quota;
+	/* How a VERDICT_ERROR is settled.  NULL: a check without a backend, tempfail. */
+	enum on_error (*on_error)(const struct config *cfg);
 
-/* Rate limits (check_ratelimit.c); runs last so that nothing it charged is then refused. */
-check_fn check_ratelimit;
+	/* The process-wide service, each may be NULL (services.c). */
+	bool	(*start)(const struct config *cfg);	/* false: mxgate cannot run */
+	void	(*reload)(const struct config *cfg);
+	void	(*stop)(void);
+};
 
-/*
- * The transaction ends: accepted (the MTA took the message) or not (RSET,
- * QUIT, disconnect, every recipient refused).  Checks that charged
- * something give it back here when it was not accepted.
- */
-void	check_ratelimit_end(struct session *s, bool accepted);
+/* In the order they run: cheapest and broadest first, rate limits last. */
+extern const struct check *const check_table[];
+extern const size_t check_count;
+
+extern const struct check check_overload;	/* check_overload.c */
+extern const struct check check_helo_required;	/* check_helo_required.c */
+extern const struct check check_helo;		/* check_helo.c */
+extern const struct check check_quota;		/* check_quota.c */
+extern const struct check check_ratelimit;	/* check_ratelimit.c */
+
+/* A client the HELO rules spare: authenticated, or through an exempt daemon (check_helo.c). */
+bool	check_helo_exempt(const struct session *s);
 
 #endif

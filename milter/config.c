@@ -98,6 +98,7 @@ static const struct key_spec helo_keys[] = {
 	{"enforce_at", KT_ENUM, OFF(helo.enforce_at), 0, 0, enforce_words, NULL},
 	{"exempt_authenticated", KT_BOOL, OFF(helo.exempt_authenticated), 0, 0, NULL, NULL},
 	{"exempt_daemons", KT_STRLIST, OFF(helo.exempt_daemons), 0, 0, NULL, NULL},
+	{"required", KT_BOOL, OFF(helo.required), 0, 0, NULL, NULL},
 	END,
 };
 

@@ -107,6 +107,7 @@ struct config {
 		enum enforce_stage enforce_at;
 		bool	exempt_authenticated;
 		struct string_list exempt_daemons;
+		bool	required;		/* MAIL without HELO/EHLO: 503 */
 	} helo;
 
 	struct {

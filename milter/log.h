@@ -1,9 +1,7 @@
 /*
  * log.h - every log line mxgate writes: syslog, and stderr with -f.
  *
- * Contract: log_decision() writes the one Postfix-style line per decision
- * that README.md "Logging" fixes; every client string in it is made
- * printable and bounded.  Thread-safe (syslog(3) is; the level is atomic).
+ * The decision line is policy.c's.  Thread-safe (syslog(3) is; the level is atomic).
  */
 #ifndef MXGATE_LOG_H
 #define MXGATE_LOG_H
@@ -11,8 +9,6 @@
 #include <stdbool.h>
 
 #include "config.h"
-#include "session.h"
-#include "verdict.h"
 
 void	log_open(const char *ident, int facility, bool to_stderr);
 void	log_set_level(enum log_level level);
@@ -28,13 +24,5 @@ void	log_msg(enum log_level level, const char *fmt, ...)
 #define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)
 #define log_info(...)	log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
 #define log_debug(...)	log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
-
-/*
- * "QUEUEID: ACTION: STAGE from NAME[ADDR]: CODE DSN TEXT; from=<..> to=<..>
- * helo=<..> check=CHECK".  action is "reject", "reject_warning", "hold",
- * "warn" or "accept" (a backend failure let through); stage is "MAIL" or "RCPT".
- */
-void	log_decision(const struct session *s, const char *action, const char *stage,
-		     const struct verdict *v, const char *detail);
 
 #endif

@@ -1,58 +1,110 @@
 /*
- * policy.c - run the checks of a stage; the only place that turns a
- * backend error into a temporary failure or a pass, and that applies
- * dry_run.
+ * policy.c - run the check table (checks.c) for a stage; the only place
+ * that turns a backend error into a temporary failure or a pass, that
+ * applies dry_run, and that writes the decision line.
  *
- * Thread-safety: reads the session's configuration snapshot only.
+ * Each check's per-connection state lives after the session, in one
+ * allocation, at an offset given by the table.  Thread-safety: touches
+ * the session (one callback at a time) and reads its configuration
+ * snapshot only.
  */
 #include "policy.h"
 
+#include <stdalign.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "reply.h"
 
-/* on_error of a check, from the snapshot. */
-typedef enum on_error on_error_fn(const struct config *cfg);
-
-struct check_row {
-	const char *name;
-	unsigned stages;		/* enum stage bits */
-	check_fn *run;
-	on_error_fn *on_error;		/* NULL: the check has no backend */
-};
-
-static enum on_error
-quota_on_error(const struct config *cfg)
+/* A check's state size, rounded up so that the next one stays aligned. */
+static size_t
+state_span(const struct check *check)
 {
-	return cfg->quota.on_error;
+	size_t	a = alignof(max_align_t);
+
+	return (check->state_size + a - 1) / a * a;
 }
 
-static enum on_error
-memcached_on_error(const struct config *cfg)
+struct session *
+policy_session_open(struct config *cfg)
 {
-	return cfg->memcached.on_error;
+	size_t	extra = 0;
+
+	for (size_t i = 0; i < check_count; i++)
+		extra += state_span(check_table[i]);
+	return session_open(cfg, extra);
 }
 
-/* Cheapest and broadest first; rate limits last (see checks.h). */
-static const struct check_row checks[] = {
-	{"overload", STAGE_MAIL, check_overload, NULL},
-	{"helo", STAGE_MAIL | STAGE_RCPT, check_helo, NULL},
-	{"quota", STAGE_RCPT, check_quota, quota_on_error},
-	{"ratelimit", STAGE_MAIL | STAGE_RCPT, check_ratelimit, memcached_on_error},
-};
-
-static const char *
-stage_name(enum stage stage)
+/* The state of the check in row i. */
+static void *
+row_state(struct session *s, size_t i)
 {
-	return stage == STAGE_MAIL ? "MAIL" : "RCPT";
+	size_t	offset = 0;
+
+	if (check_table[i]->state_size == 0)
+		return NULL;
+	for (size_t j = 0; j < i; j++)
+		offset += state_span(check_table[j]);
+	return s->check_state + offset;
+}
+
+void   *
+policy_check_state(struct session *s, const struct check *check)
+{
+	for (size_t i = 0; i < check_count; i++)
+		if (check_table[i] == check)
+			return row_state(s, i);
+	return NULL;
+}
+
+/* Printable copy of an envelope address without the <> the MTA may have sent. */
+static void
+log_address(char *buf, size_t size, const struct field *f)
+{
+	const char *p = f->text;
+	size_t	len = f->len;
+
+	if (len >= 2 && p[0] == '<' && p[len - 1] == '>') {
+		p++;
+		len -= 2;
+	}
+	reply_printable(buf, size, p, len);
+}
+
+/*
+ * The decision line, as README.md "Logging" fixes it: "QUEUEID: ACTION:
+ * STAGE from NAME[ADDR]: CODE DSN TEXT; from=<..> to=<..> helo=<..>
+ * check=CHECK".  action is "reject", "reject_warning", "hold", "warn" or
+ * "accept" (a backend failure let through); every client string in it is
+ * printable and bounded.
+ */
+static void
+log_decision(const struct session *s, const char *action, enum stage stage,
+	     const struct verdict *v, const char *detail)
+{
+	char	from[300], to[300];
+	const struct transaction *tx = &s->tx;
+	bool	rcpt = stage == STAGE_RCPT, refuse = v->kind == VERDICT_REFUSE;
+
+	log_address(from, sizeof(from), &tx->sender);
+	log_address(to, sizeof(to), &tx->rcpt);
+	log_info("%s: %s: %s from %s[%s]: %s%s%s%s%s; from=<%s>%s%s%s helo=<%.300s> check=%s",
+		 tx->queue_id[0] ? tx->queue_id : "NOQUEUE", action, rcpt ? "RCPT" : "MAIL",
+		 s->client_name, s->client_addr,
+		 refuse ? v->reply.code : "", refuse ? " " : "",
+		 refuse ? v->reply.dsn : "", refuse ? " " : "",
+		 refuse ? v->reply.text : detail,
+		 from, rcpt ? " to=<" : "", rcpt ? to : "", rcpt ? ">" : "",
+		 s->helo, v->check);
 }
 
 /* A backend failure: tempfail or pass, as the check's on_error says. */
 static void
-policy_backend_error(struct session *s, enum stage stage, const struct check_row *row,
+policy_backend_error(struct session *s, enum stage stage, const struct check *check,
 		     struct verdict *v)
 {
-	enum on_error how = row->on_error ? row->on_error(s->cfg) : ON_ERROR_TEMPFAIL;
+	enum on_error how = check->on_error ? check->on_error(s->cfg) : ON_ERROR_TEMPFAIL;
 
 	if (how == ON_ERROR_TEMPFAIL &&
 	    reply_set(&v->reply, 451, "4.3.0", v->subject, strlen(v->subject),
@@ -60,8 +112,22 @@ policy_backend_error(struct session *s, enum stage stage, const struct check_row
 		v->kind = VERDICT_REFUSE;
 		return;
 	}
-	log_decision(s, "accept", stage_name(stage), v, "backend failure, on_error=accept");
+	log_decision(s, "accept", stage, v, "backend failure, on_error=accept");
 	v->kind = VERDICT_DUNNO;
+}
+
+/* A hold or a warning is carried out at end of message: remember it. */
+static void
+policy_defer(struct session *s, const struct verdict *v)
+{
+	struct transaction *tx = &s->tx;
+
+	tx->needs_eom = true;
+	if (v->kind == VERDICT_HOLD) {
+		tx->hold = true;
+		copy_string(tx->hold_reason, sizeof(tx->hold_reason), v->subject);
+	} else if (tx->warning[0] == '\0')
+		copy_string(tx->warning, sizeof(tx->warning), v->subject);
 }
 
 void
@@ -70,35 +136,35 @@ policy_run(struct session *s, enum stage stage, struct verdict *out)
 	memset(out, 0, sizeof(*out));
 	if (s->trusted)
 		return;
-	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
-		const struct check_row *row = &checks[i];
+	for (size_t i = 0; i < check_count && out->kind == VERDICT_DUNNO; i++) {
+		const struct check *check = check_table[i];
 
-		if ((row->stages & stage) == 0)
+		if ((check->stages & stage) == 0)
 			continue;
-		out->check = row->name;
-		row->run(s, stage, out);
+		out->check = check->name;
+		check->run(s, row_state(s, i), stage, out);
 		if (out->kind == VERDICT_ERROR)
-			policy_backend_error(s, stage, row, out);
-		if (out->kind != VERDICT_DUNNO)
-			break;
+			policy_backend_error(s, stage, check, out);
 	}
 	if (out->kind == VERDICT_DUNNO)
 		return;
 	if (out->kind == VERDICT_REFUSE && s->cfg->dry_run) {
-		log_decision(s, "reject_warning", stage_name(stage), out, NULL);
+		log_decision(s, "reject_warning", stage, out, NULL);
 		out->kind = VERDICT_DUNNO;
 		return;
 	}
 	log_decision(s, out->kind == VERDICT_REFUSE ? "reject" :
-		     out->kind == VERDICT_HOLD ? "hold" : "warn",
-		     stage_name(stage), out, out->subject);
+		     out->kind == VERDICT_HOLD ? "hold" : "warn", stage, out, out->subject);
+	if (out->kind == VERDICT_HOLD || out->kind == VERDICT_WARN)
+		policy_defer(s, out);
 }
 
 void
 policy_transaction_end(struct session *s, bool accepted)
 {
-	if (!s->tx.active)
-		return;
-	check_ratelimit_end(s, accepted);
-	s->tx.active = false;
+	if (s->tx.active)
+		for (size_t i = 0; i < check_count; i++)
+			if (check_table[i]->end != NULL)
+				check_table[i]->end(s, row_state(s, i), accepted);
+	session_reset_transaction(s);
 }

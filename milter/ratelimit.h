@@ -1,6 +1,6 @@
 /*
  * ratelimit.h - sliding-window rate limits over a counter store: window
- * arithmetic, key values and counter keys, class matching, and charge-first
+ * arithmetic, counter keys, class matching, and charge-first
  * admission.  check_ratelimit.c decides which rules apply when; this
  * module counts.
  *
@@ -28,7 +28,7 @@
  * memcached.key_prefix, RULE the rule's name, PERIOD the window's length in
  * seconds, WINDOW its number, and DIGEST the lower-case hex SHA-256 of the
  * key value, so no byte a client sent ever reaches the memcached protocol.
- * The key value is, for each part of the rule's `key` in the order
+ * The key value (check_ratelimit.c builds it) is, for each part of the rule's `key` in the order
  * client_ip, sender, sender_domain, sasl_user, recipient, recipient_domain,
  * helo: NAME ":" LENGTH ":" VALUE (LENGTH in decimal bytes).  Values are
  * normalised so that trivial variations share a counter: addresses lose
@@ -54,10 +54,20 @@
 
 #include "cidr.h"
 #include "config.h"
-#include "session.h"
 
 #define RATELIMIT_DIGEST_SIZE 32
-#define RATELIMIT_TEXT_MAX (6 * SESSION_PATH_MAX)
+/* A key value's text: up to six parts of an RFC 5321 path each (check_ratelimit.c asserts it). */
+#define RATELIMIT_TEXT_MAX (6 * 1024)
+
+/* Events charged to one rule's counters, to give back if they are not kept. */
+struct rate_charge {
+	uint64_t time_ms;		/* when charged: gives each window */
+	uint32_t count;			/* events charged to these counters */
+	uint16_t rule;			/* index in cfg->ratelimit.rules */
+	int16_t class_index;		/* -1: the rule's own limits */
+	bool local;			/* in the in-process store (on_error = "local") */
+	uint8_t digest[RATELIMIT_DIGEST_SIZE];	/* of the key value */
+};
 
 /* Where "now" falls among the windows of one period. */
 struct rate_window {
@@ -99,14 +109,6 @@ unsigned ratelimit_ttl(const struct rate_window *w);
  */
 unsigned ratelimit_group(const struct ipaddr *addr, unsigned ipv4_prefix, unsigned ipv6_prefix,
 			 struct ipaddr *out, char *text, size_t size);
-
-/*
- * The key value of rule for session s at this stage (tx.rcpt is the
- * recipient).  False when the rule has nothing to count by (no SASL user,
- * unknown client address, no HELO yet): the rule does not apply.
- */
-bool ratelimit_key_value(const struct rate_rule *rule, const struct session *s,
-			 struct rate_value *key);
 
 /*
  * The counter key for one window into buf: "PREFIX RULE:PERIOD:WINDOW:HEX".

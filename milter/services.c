@@ -1,39 +1,32 @@
 /*
- * services.c - start, reload and stop the process-wide back ends.
- *
- * Each feature adds its start/reload/stop calls here, in the order of
- * the table; stop runs in reverse.
+ * services.c - start, reload and stop the process-wide back ends of the
+ * checks (checks.h): in table order, stop in reverse.
  */
 #include "services.h"
 
-#include "overload.h"
-#include "quota.h"
-#include "ratelimit.h"
+#include "checks.h"
 
 bool
 services_start(const struct config *cfg)
 {
-	if (!overload_start(cfg))
-		return false;
-	if (!quota_start(cfg))
-		return false;
-	if (!ratelimit_start(cfg))
-		return false;
+	for (size_t i = 0; i < check_count; i++)
+		if (check_table[i]->start != NULL && !check_table[i]->start(cfg))
+			return false;
 	return true;
 }
 
 void
 services_reload(const struct config *cfg)
 {
-	overload_reload(cfg);
-	quota_reload(cfg);
-	ratelimit_reload(cfg);
+	for (size_t i = 0; i < check_count; i++)
+		if (check_table[i]->reload != NULL)
+			check_table[i]->reload(cfg);
 }
 
 void
 services_stop(void)
 {
-	ratelimit_stop();
-	quota_stop();
-	overload_stop();
+	for (size_t i = check_count; i-- > 0;)
+		if (check_table[i]->stop != NULL)
+			check_table[i]->stop();
 }

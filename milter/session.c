@@ -9,18 +9,21 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "reply.h"
 
 static atomic_ulong next_id = 1;
 
 struct session *
-session_open(struct config *cfg)
+session_open(struct config *cfg, size_t extra)
 {
-	struct session *s = calloc(1, sizeof(*s));
+	struct session *s = calloc(1, sizeof(*s) + extra);
 
-	if (s == NULL)
+	if (s == NULL) {
+		config_release(cfg);
 		return NULL;
+	}
 	s->cfg = cfg;
 	s->id = atomic_fetch_add(&next_id, 1);
 	s->addr.family = AF_UNSPEC;
@@ -96,6 +99,38 @@ void
 session_reset_transaction(struct session *s)
 {
 	memset(&s->tx, 0, sizeof(s->tx));
+}
+
+/* SIZE= among the MAIL FROM parameters, 0 when absent or malformed. */
+static unsigned long
+mail_size(char **argv)
+{
+	for (int i = 1; argv[i] != NULL; i++) {
+		if (strncasecmp(argv[i], "SIZE=", 5) == 0) {
+			char   *end;
+			unsigned long v = strtoul(argv[i] + 5, &end, 10);
+
+			if (*end == '\0' && argv[i][5] >= '0' && argv[i][5] <= '9')
+				return v;
+		}
+	}
+	return 0;
+}
+
+void
+session_begin_transaction(struct session *s, char **argv)
+{
+	session_reset_transaction(s);
+	s->tx.active = true;
+	field_set(&s->tx.sender, argv[0] ? argv[0] : "");
+	s->tx.size = argv[0] ? mail_size(argv) : 0;
+}
+
+void
+session_set_rcpt(struct session *s, const char *rcpt)
+{
+	field_set(&s->tx.rcpt, rcpt ? rcpt : "");
+	s->tx.rcpts_seen++;
 }
 
 bool

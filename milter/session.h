@@ -11,6 +11,7 @@
 #ifndef MXGATE_SESSION_H
 #define MXGATE_SESSION_H
 
+#include <stdalign.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,18 +26,6 @@
 #define SESSION_HELO_MAX	1024	/* kept for replies and logs; classified in full */
 #define SESSION_PATH_MAX	1024	/* RFC 5321 path: 256 octets; more is refused as too long */
 #define SESSION_MACRO_MAX	256
-
-#define SESSION_RATE_CHARGES	64	/* distinct counters a transaction can give back */
-
-/* Events a transaction charged to one rule's counters, to give back if it is not accepted. */
-struct rate_charge {
-	uint64_t time_ms;		/* when charged: gives each window */
-	uint32_t count;			/* events charged to these counters */
-	uint16_t rule;			/* index in cfg->ratelimit.rules */
-	int16_t	class_index;		/* -1: the rule's own limits */
-	bool	local;			/* in the in-process store (on_error = "local") */
-	uint8_t	digest[32];		/* of the key value */
-};
 
 /* A copied string and whether it was cut. */
 struct field {
@@ -57,9 +46,6 @@ struct transaction {
 	bool	hold;
 	char	hold_reason[VERDICT_SUBJECT_MAX];
 	char	warning[VERDICT_SUBJECT_MAX];	/* X-Mxgate-Warning value, "" if none */
-	struct rate_charge rate_charges[SESSION_RATE_CHARGES];
-	unsigned nrate_charges;
-	bool	rate_charges_lost;	/* more counters than rate_charges holds */
 };
 
 struct session {
@@ -73,12 +59,17 @@ struct session {
 	bool	helo_seen;
 	char	helo[SESSION_HELO_MAX];	/* printable, possibly cut with "..." */
 	enum hostname_verdict helo_verdict;
-	bool	rate_connection_charged;	/* count = "connections" rules charged */
 	struct transaction tx;
+	/* The checks' own per-connection state (policy.c lays it out). */
+	alignas(max_align_t) unsigned char check_state[];
 };
 
-/* A new session holding its own reference to cfg; NULL when out of memory. */
-struct session *session_open(struct config *cfg);
+/*
+ * A new session holding its own reference to cfg (released by
+ * session_close), with extra zeroed bytes of check_state; NULL when out of
+ * memory (the reference is released then too).
+ */
+struct session *session_open(struct config *cfg, size_t extra);
 
 /* Free the session and release its configuration. */
 void	session_close(struct session *s);
@@ -89,8 +80,14 @@ void	session_set_client(struct session *s, const char *name, const struct sockad
 /* Record a HELO/EHLO argument (the last one counts). */
 void	session_set_helo(struct session *s, const char *name);
 
-/* Forget the current transaction (MAIL FROM starts a new one; RSET/abort ends it). */
+/* Forget the current transaction (policy_transaction_end). */
 void	session_reset_transaction(struct session *s);
+
+/* MAIL FROM: a new transaction from argv[0] with its ESMTP parameters (SIZE=). */
+void	session_begin_transaction(struct session *s, char **argv);
+
+/* RCPT TO: the recipient being checked. */
+void	session_set_rcpt(struct session *s, const char *rcpt);
 
 /* Copy NUL-terminated src into f; returns false and marks truncation when it does not fit. */
 bool	field_set(struct field *f, const char *src);

@@ -21,11 +21,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_ratelimit.h"
 #include "checks.h"
+#include "policy.h"
 #include "config.h"
 #include "counter_store.h"
 #include "ratelimit.h"
 #include "session.h"
+
+/* The rate-limit check's state in session s. */
+static struct ratelimit_state *
+rl(struct session *s)
+{
+	return policy_check_state(s, &check_ratelimit);
+}
 
 static const char *server;
 static double seconds = 3;
@@ -203,10 +212,10 @@ bench_rcpt(const char *label, struct config *cfg, int events, int per_tx, bool h
 
 		if (i % per_tx == 0) {
 			if (s != NULL) {
-				check_ratelimit_end(s, true);
+				check_ratelimit.end(s, rl(s), true);
 				session_close(s);
 			}
-			s = session_open(cfg);
+			s = policy_session_open(cfg);
 			ipaddr_parse("192.0.2.1", &s->addr);
 			snprintf(sender, sizeof(sender), "<bench-%d-%d-%d@example.net>",
 				 (int)getpid(), run, hot ? 0 : i / per_tx);
@@ -216,12 +225,12 @@ bench_rcpt(const char *label, struct config *cfg, int events, int per_tx, bool h
 		field_set(&s->tx.rcpt, "<rcpt@example.org>");
 		memset(&v, 0, sizeof(v));
 		t = now_s();
-		check_ratelimit(s, STAGE_RCPT, &v);
+		check_ratelimit.run(s, rl(s), STAGE_RCPT, &v);
 		lat[i] = (now_s() - t) * 1e6;
 		sum += lat[i];
 		refused += v.kind == VERDICT_REFUSE || v.kind == VERDICT_ERROR;
 	}
-	check_ratelimit_end(s, true);
+	check_ratelimit.end(s, rl(s), true);
 	session_close(s);
 	after = remote ? server_commands() : 0;
 	qsort(lat, (size_t)events, sizeof(double), cmp_double);

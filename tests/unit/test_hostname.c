@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "checks.h"
+#include "policy.h"
 #include "config.h"
 #include "hostname.h"
 #include "session.h"
@@ -544,7 +545,7 @@ test_flag_composition(void **state)
 
 /*
  * The reply a client gets at RCPT TO, through session_set_helo() and
- * check_helo(), for the names a site sees most: a malformed name is
+ * check_helo, for the names a site sees most: a malformed name is
  * refused as invalid (501) before the FQDN check could answer 504.
  */
 static void
@@ -561,11 +562,11 @@ expect_reply(bool reject_non_fqdn, bool reject_invalid, const char *helo,
 	cfg->helo.enforce_at = ENFORCE_RCPT;
 	cfg->helo.reject_non_fqdn = reject_non_fqdn;
 	cfg->helo.reject_invalid = reject_invalid;
-	s = session_open(cfg);
+	s = policy_session_open(cfg);
 	assert_non_null(s);
 	session_set_helo(s, helo);
 	memset(&v, 0, sizeof(v));
-	check_helo(s, STAGE_RCPT, &v);
+	check_helo.run(s, NULL, STAGE_RCPT, &v);
 	if (want == NULL) {
 		if (v.kind == VERDICT_REFUSE)
 			print_error("HELO \"%s\": refused with %s %s %s\n", helo,

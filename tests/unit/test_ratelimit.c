@@ -18,11 +18,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_ratelimit.h"
 #include "checks.h"
+#include "policy.h"
 #include "config.h"
 #include "counter_store.h"
 #include "ratelimit.h"
 #include "session.h"
+
+/* The rate-limit check's state in session s. */
+static struct ratelimit_state *
+rl(struct session *s)
+{
+	return policy_check_state(s, &check_ratelimit);
+}
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -56,7 +65,7 @@ load_text(const char *text)
 static struct session *
 session_with(struct config *cfg, const char *ip, const char *sender, const char *auth)
 {
-	struct session *s = session_open(cfg);
+	struct session *s = policy_session_open(cfg);
 	struct ipaddr a;
 
 	assert_non_null(s);
@@ -77,7 +86,7 @@ run(struct session *s, enum stage stage)
 	struct verdict v;
 
 	memset(&v, 0, sizeof(v));
-	check_ratelimit(s, stage, &v);
+	check_ratelimit.run(s, rl(s), stage, &v);
 	return v;
 }
 
@@ -281,46 +290,46 @@ test_key_values(void **state)
 	assert_non_null(cfg);
 	config_hold(cfg); config_hold(cfg); config_hold(cfg); /* one per session */
 	s = session_with(cfg, "192.0.2.77", "<Alice@Example.NET>", NULL);
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[0], s, &k1));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &k1));
 	assert_string_equal(k1.text, "alice@example.net");
 	assert_int_equal(k1.len, 17);
 	assert_string_equal(hex(k1.digest, buf),
 			    "c7f95ea777ffe2b102f408ff0b5a17e69a8d5ce83ad36c1896c4a7e0d3bf9e8e");
 	/* Composite keys: fixed order, length-prefixed parts. */
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[1], s, &k2));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[1], s, &k2));
 	assert_string_equal(k2.text, "192.0.2.0/24,example.net");
 	assert_string_equal(hex(k2.digest, buf),
 			    "82f96e30f6f6853be13fcb213f15783d3143417b805e38ac7033b189136c689d");
 	/* A full-length prefix shows the bare address. */
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[2], s, &k2));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[2], s, &k2));
 	assert_string_equal(k2.text, "192.0.2.77");
 	/* No SASL user, no HELO: those rules do not apply. */
-	assert_false(ratelimit_key_value(&cfg->ratelimit.rules[3], s, &k2));
-	assert_false(ratelimit_key_value(&cfg->ratelimit.rules[4], s, &k2));
+	assert_false(check_ratelimit_key(&cfg->ratelimit.rules[3], s, &k2));
+	assert_false(check_ratelimit_key(&cfg->ratelimit.rules[4], s, &k2));
 	session_set_helo(s, "MX.Example.NET");
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[4], s, &k2));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[4], s, &k2));
 	assert_string_equal(k2.text, "mx.example.net");
 	/* An unknown client address: client_ip rules do not apply. */
 	s->addr.family = AF_UNSPEC;
-	assert_false(ratelimit_key_value(&cfg->ratelimit.rules[2], s, &k2));
+	assert_false(check_ratelimit_key(&cfg->ratelimit.rules[2], s, &k2));
 	session_close(s);
 
 	/* IPv6 clients of one /64 share a key; another /64 does not. */
 	s = session_with(cfg, "2001:db8:1:2::1", "<>", "Bob");
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[2], s, &k1));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[2], s, &k1));
 	assert_string_equal(k1.text, "2001:db8:1:2::/64");
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[3], s, &k2));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[3], s, &k2));
 	assert_string_equal(k2.text, "bob");
 	session_close(s);
 	s = session_with(cfg, "2001:db8:1:2:ffff::9", "", NULL);
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[2], s, &k2));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[2], s, &k2));
 	assert_memory_equal(k1.digest, k2.digest, 32);
 	/* The null sender is a value of its own. */
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[0], s, &k2));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &k2));
 	assert_string_equal(k2.text, "");
 	session_close(s);
 	s = session_with(cfg, "2001:db8:1:3::1", "", NULL);
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[2], s, &k2));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[2], s, &k2));
 	assert_memory_not_equal(k1.digest, k2.digest, 32);
 	session_close(s);
 }
@@ -382,35 +391,35 @@ test_class_matching(void **state)
 	config_hold(cfg); config_hold(cfg); config_hold(cfg);
 	/* The CIDR sees the client's own address, not its /24 group. */
 	s = session_with(cfg, "192.0.2.200", "a@b", "Newsletter@Example.COM");
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[0], s, &k));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &k));
 	l = ratelimit_limits(&cfg->ratelimit.rules[0], &k, &s->addr, &ci);
 	assert_int_equal(ci, 0);
 	assert_int_equal(l->items[0].count, 1);
 	/* Globs too; first match wins; case is ignored. */
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[1], s, &k));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[1], s, &k));
 	l = ratelimit_limits(&cfg->ratelimit.rules[1], &k, &s->addr, &ci);
 	assert_int_equal(ci, 0);
 	assert_int_equal(l->items[0].count, 20000);
 	session_close(s);
 	s = session_with(cfg, "192.0.2.5", "a@b", "someone@example.com");
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[0], s, &k));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &k));
 	l = ratelimit_limits(&cfg->ratelimit.rules[0], &k, &s->addr, &ci);
 	assert_int_equal(ci, 1);
 	assert_int_equal(l->items[0].count, 2);
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[1], s, &k));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[1], s, &k));
 	l = ratelimit_limits(&cfg->ratelimit.rules[1], &k, &s->addr, &ci);
 	assert_int_equal(ci, 1);
 	assert_int_equal(l->items[0].count, 500);
 	session_close(s);
 	/* No class fits: the rule's own limits; an empty class: unlimited. */
 	s = session_with(cfg, "198.51.100.1", "a@b", NULL);
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[0], s, &k));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &k));
 	l = ratelimit_limits(&cfg->ratelimit.rules[0], &k, &s->addr, &ci);
 	assert_int_equal(ci, -1);
 	assert_int_equal(l->items[0].count, 10);
 	session_close(s);
 	s = session_with(cfg, "2001:db8::5", "a@b", NULL);
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[0], s, &k));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &k));
 	l = ratelimit_limits(&cfg->ratelimit.rules[0], &k, &s->addr, &ci);
 	assert_int_equal(ci, 2);
 	assert_int_equal(l->count, 0);
@@ -556,7 +565,7 @@ test_admission_burst(void **state)
 	assert_non_null(cfg);
 	assert_true(ratelimit_start(cfg));
 	s = session_with(cfg, "192.0.2.1", "<burst-1@example.net>", NULL);
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[0], s, &key));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &key));
 	/* A burst of N+k on a fresh key: exactly N; the refused are not charged. */
 	for (int i = 0; i < 12; i++)
 		if (ratelimit_charge(cfg, 0, &cfg->ratelimit.rules[0].limits, -1, &key, now, false,
@@ -604,7 +613,7 @@ test_admission_sliding(void **state)
 	assert_int_equal(base % 60000, 0);
 	assert_true(ratelimit_start(cfg));
 	s = session_with(cfg, "192.0.2.1", "<slide@example.net>", NULL);
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[0], s, &key));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &key));
 	l = &cfg->ratelimit.rules[0].limits;
 	/* 5 at the end of one window ... */
 	for (n = 0; n < 5; n++)
@@ -662,7 +671,7 @@ test_admission_all_windows(void **state)
 	(void)state;
 	assert_true(ratelimit_start(cfg));
 	s = session_with(cfg, "192.0.2.1", "<windows@example.net>", NULL);
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[1], s, &key));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[1], s, &key));
 	l = &cfg->ratelimit.rules[1].limits;
 	/* 3/1m holds first ... */
 	while (ratelimit_charge(cfg, 1, l, -1, &key, t, false, &c, &over) == RATE_ADMIT)
@@ -714,7 +723,7 @@ test_admission_threads(void **state)
 	(void)state;
 	assert_true(ratelimit_start(cfg));
 	s = session_with(cfg, "192.0.2.1", "<race@example.net>", NULL);
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[0], s, &key));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &key));
 	for (int i = 0; i < 16; i++) {
 		r[i] = (struct racer){cfg, &key, 1700000001000ULL, 0};
 		pthread_create(&t[i], NULL, racer_main, &r[i]);
@@ -775,17 +784,17 @@ test_check_verdicts(void **state)
 	snprintf(buf, sizeof(buf), "<check-%d@example.net>", (int)getpid());
 	s = session_with(cfg, "192.0.2.9", buf, NULL);
 	session_set_helo(s, "mx.example.net");
-	assert_true(ratelimit_key_value(&cfg->ratelimit.rules[0], s, &k));
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &k));
 
 	/* Messages: 2 admitted; the hold rule (1 per HELO) holds the second. */
 	v = run(s, STAGE_MAIL);
 	assert_int_equal(v.kind, VERDICT_DUNNO);
-	assert_true(s->rate_connection_charged);
-	check_ratelimit_end(s, true);
+	assert_true(rl(s)->connection_charged);
+	check_ratelimit.end(s, rl(s), true);
 	v = run(s, STAGE_MAIL);
 	assert_int_equal(v.kind, VERDICT_HOLD);
 	assert_string_equal(v.subject, "rate limit \"h\" exceeded for mx.example.net");
-	check_ratelimit_end(s, true);
+	check_ratelimit.end(s, rl(s), true);
 	v = run(s, STAGE_MAIL);
 	assert_int_equal(v.kind, VERDICT_REFUSE);
 	assert_string_equal(v.reply.code, "450");
@@ -798,7 +807,7 @@ test_check_verdicts(void **state)
 	assert_int_equal(count_of(cfg, 0, &k), 2);
 
 	/* Recipients: reject after 3; an aborted transaction gives them back. */
-	s->tx.nrate_charges = 0;
+	rl(s)->ncharges = 0;
 	field_set(&s->tx.rcpt, "<a@example.org>");
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(run(s, STAGE_RCPT).kind, VERDICT_DUNNO);
@@ -807,11 +816,11 @@ test_check_verdicts(void **state)
 	assert_string_equal(v.reply.code, "550");
 	assert_string_equal(v.reply.dsn, "5.7.1");
 	assert_int_equal(count_of(cfg, 1, &k), 3);
-	assert_int_equal(s->tx.nrate_charges, 1);
-	assert_int_equal(s->tx.rate_charges[0].count, 3);
-	check_ratelimit_end(s, false);
+	assert_int_equal(rl(s)->ncharges, 1);
+	assert_int_equal(rl(s)->charges[0].count, 3);
+	check_ratelimit.end(s, rl(s), false);
 	assert_int_equal(count_of(cfg, 1, &k), 0);
-	assert_int_equal(s->tx.nrate_charges, 0);
+	assert_int_equal(rl(s)->ncharges, 0);
 	session_close(s);
 	ratelimit_stop();
 }
@@ -858,7 +867,7 @@ test_check_hostile_values(void **state)
 	session_set_helo(s, "x y\r\nz");
 	for (int i = 0; i < 4; i++) {
 		v = run(s, STAGE_MAIL);
-		check_ratelimit_end(s, true);
+		check_ratelimit.end(s, rl(s), true);
 	}
 	assert_int_equal(v.kind, VERDICT_REFUSE);
 	assert_null(strpbrk(v.reply.text, "\r\n"));
@@ -904,7 +913,7 @@ test_store_errors(void **state)
 	v = run(s, STAGE_MAIL);
 	assert_int_equal(v.kind, VERDICT_ERROR);
 	assert_string_equal(v.subject, "dead@example.net");
-	assert_int_equal(s->tx.nrate_charges, 0);
+	assert_int_equal(rl(s)->ncharges, 0);
 	/* The breaker is open now: the next event does not wait at all. */
 	v = run(s, STAGE_MAIL);
 	assert_int_equal(v.kind, VERDICT_ERROR);
@@ -917,10 +926,10 @@ test_store_errors(void **state)
 	assert_true(ratelimit_start(cfg));
 	s = session_with(cfg, "192.0.2.21", "<local@example.net>", NULL);
 	assert_int_equal(run(s, STAGE_MAIL).kind, VERDICT_DUNNO);
-	assert_true(s->tx.nrate_charges == 2 && s->tx.rate_charges[0].local);
-	check_ratelimit_end(s, true);
+	assert_true(rl(s)->ncharges == 2 && rl(s)->charges[0].local);
+	check_ratelimit.end(s, rl(s), true);
 	assert_int_equal(run(s, STAGE_MAIL).kind, VERDICT_DUNNO);
-	check_ratelimit_end(s, true);
+	check_ratelimit.end(s, rl(s), true);
 	v = run(s, STAGE_MAIL);
 	assert_int_equal(v.kind, VERDICT_REFUSE);
 	assert_string_equal(v.reply.code, "450");
@@ -933,8 +942,8 @@ test_store_errors(void **state)
 	s = session_with(cfg, "192.0.2.22", "<tf@example.net>", NULL);
 	v = run(s, STAGE_MAIL);
 	assert_int_equal(v.kind, VERDICT_ERROR);
-	assert_int_equal(s->tx.nrate_charges, 0);
-	assert_false(s->rate_connection_charged);
+	assert_int_equal(rl(s)->ncharges, 0);
+	assert_false(rl(s)->connection_charged);
 	session_close(s);
 	ratelimit_stop();
 }
@@ -950,14 +959,14 @@ test_reload(void **state)
 	config_hold(mem);
 	s = session_with(mem, "192.0.2.30", "<reload@example.net>", NULL);
 	assert_int_equal(run(s, STAGE_MAIL).kind, VERDICT_DUNNO);
-	check_ratelimit_end(s, true);
+	check_ratelimit.end(s, rl(s), true);
 	/* New servers: sessions count there from now on ... */
 	ratelimit_reload(dead);
 	assert_int_equal(run(s, STAGE_MAIL).kind, VERDICT_ERROR);
 	/* ... and back: the in-process counters survived the reloads. */
 	ratelimit_reload(mem);
 	assert_int_equal(run(s, STAGE_MAIL).kind, VERDICT_DUNNO);
-	check_ratelimit_end(s, true);
+	check_ratelimit.end(s, rl(s), true);
 	assert_int_equal(run(s, STAGE_MAIL).kind, VERDICT_REFUSE);
 	session_close(s);
 	ratelimit_stop();
@@ -983,18 +992,18 @@ test_many_recipients(void **state)
 	config_hold(cfg);
 	s = session_with(cfg, "192.0.2.40", "<many@example.net>", NULL);
 	/* More distinct counters than a transaction remembers: no crash, the rest stay charged. */
-	for (int i = 0; i < SESSION_RATE_CHARGES + 6; i++) {
+	for (int i = 0; i < RATELIMIT_TX_CHARGES + 6; i++) {
 		snprintf(rcpt, sizeof(rcpt), "<r%d-%d@example.org>", i, (int)getpid());
 		field_set(&s->tx.rcpt, rcpt);
 		assert_int_equal(run(s, STAGE_RCPT).kind, VERDICT_DUNNO);
 	}
-	assert_int_equal(s->tx.nrate_charges, SESSION_RATE_CHARGES);
-	assert_true(s->tx.rate_charges_lost);
-	check_ratelimit_end(s, false);
-	for (int i = 0; i < SESSION_RATE_CHARGES + 6; i++) {
+	assert_int_equal(rl(s)->ncharges, RATELIMIT_TX_CHARGES);
+	assert_true(rl(s)->charges_lost);
+	check_ratelimit.end(s, rl(s), false);
+	for (int i = 0; i < RATELIMIT_TX_CHARGES + 6; i++) {
 		snprintf(rcpt, sizeof(rcpt), "<r%d-%d@example.org>", i, (int)getpid());
 		field_set(&s->tx.rcpt, rcpt);
-		assert_true(ratelimit_key_value(&cfg->ratelimit.rules[0], s, &k));
+		assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &k));
 		left += (unsigned)count_of(cfg, 0, &k);
 	}
 	assert_int_equal(left, 6);

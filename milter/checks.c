@@ -1,0 +1,18 @@
+/*
+ * checks.c - the check table (checks.h): a check is one row.
+ *
+ * Order matters twice: the first opinion wins, so the cheapest and
+ * broadest checks come first; and rate limits run last, so that nothing
+ * they charge is then refused by another check.
+ */
+#include "checks.h"
+
+const struct check *const check_table[] = {
+	&check_overload,
+	&check_helo_required,
+	&check_helo,
+	&check_quota,
+	&check_ratelimit,
+};
+
+const size_t check_count = sizeof(check_table) / sizeof(check_table[0]);
