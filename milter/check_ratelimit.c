@@ -312,8 +312,9 @@ ratelimit_run(struct session *s, void *state, enum stage stage, struct verdict *
 		return;
 	if (cfg->ratelimit.nrules > EVENT_CHARGES_ON_STACK &&
 	    (ev.items = calloc(cfg->ratelimit.nrules, sizeof(*ev.items))) == NULL) {
-		snprintf(v->subject, sizeof(v->subject), "out of memory");
+		log_warning("ratelimit: out of memory for %zu rules", cfg->ratelimit.nrules);
 		v->kind = VERDICT_ERROR;
+		v->out_of_memory = true;
 		return;
 	}
 	now = ratelimit_now_ms();

@@ -104,7 +104,8 @@ static void
 policy_backend_error(struct session *s, enum stage stage, const struct check *check,
 		     struct verdict *v)
 {
-	enum on_error how = check->on_error ? check->on_error(s->cfg) : ON_ERROR_TEMPFAIL;
+	enum on_error how = check->on_error && !v->out_of_memory ? check->on_error(s->cfg)
+	    : ON_ERROR_TEMPFAIL;
 
 	if (how == ON_ERROR_TEMPFAIL &&
 	    reply_set(&v->reply, 451, "4.3.0", v->subject, strlen(v->subject),
