@@ -297,6 +297,20 @@ ratelimit_on_error(const struct config *cfg)
 	return cfg->memcached.on_error;
 }
 
+/* A hold or warn rule is over its limit: remember it for later; hold outranks warn. */
+static void
+note_later(struct verdict *later, const struct rate_rule *rule, const struct rate_value *key)
+{
+	if (later->kind == VERDICT_HOLD ||
+	    (rule->action != RATE_ACTION_HOLD && later->kind == VERDICT_WARN))
+		return;
+	if (later->kind == VERDICT_ERROR)
+		log_warning("ratelimit: memcached failed for %s; rule \"%s\" decides",
+			    later->subject, rule->name);
+	later->kind = rule->action == RATE_ACTION_HOLD ? VERDICT_HOLD : VERDICT_WARN;
+	set_subject(later, rule, key);
+}
+
 static void
 ratelimit_run(struct session *s, void *state, enum stage stage, struct verdict *v)
 {
@@ -354,17 +368,9 @@ ratelimit_run(struct session *s, void *state, enum stage stage, struct verdict *
 				  over->period);
 			goto out;
 		}
-		/* hold or warn: the event goes through, charged; hold outranks warn. */
+		/* hold or warn: the event goes through, charged. */
 		ev.n++;
-		if (later.kind != VERDICT_HOLD &&
-		    (rule->action == RATE_ACTION_HOLD || later.kind != VERDICT_WARN)) {
-			if (later.kind == VERDICT_ERROR)
-				log_warning(
-				    "ratelimit: memcached failed for %s; rule \"%s\" decides",
-				    later.subject, rule->name);
-			later.kind = rule->action == RATE_ACTION_HOLD ? VERDICT_HOLD : VERDICT_WARN;
-			set_subject(&later, rule, &key);
-		}
+		note_later(&later, rule, &key);
 	}
 	if (later.kind == VERDICT_ERROR && ratelimit_on_error(cfg) == ON_ERROR_TEMPFAIL) {
 		/* policy.c turns this into a 451: nothing may stay charged. */
