@@ -1,5 +1,5 @@
 /*
- * log.c - syslog and stderr output, and the one decision-line format.
+ * log.c - syslog and stderr output (the decision line is policy.c's).
  */
 #include "log.h"
 
