@@ -325,10 +325,11 @@ test_machine_signals_combine(void **state)
 static void
 test_machine_problems_once(void **state)
 {
+	/* The readings this test is about: unreadable signals. */
+	struct overload_reading r[OVERLOAD_NSIGNALS];
 	struct overload_settings set = settings(100, 20, 8.0, 4.0);
 	struct overload_machine m = {0};
 	struct emitted e = {0};
-	struct overload_reading r[OVERLOAD_NSIGNALS];
 
 	(void)state;
 	/* Overloaded by the queue, then the directory becomes unreadable. */
