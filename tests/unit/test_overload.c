@@ -1,9 +1,10 @@
 /*
- * test_overload.c - unit tests for overload.c: loadavg parsing, the
- * hysteresis rule, the state machine (entering and leaving logged once
- * each, problems logged once), queue counting on Postfix and Sendmail
- * fixture trees made in a temporary directory (including the bounds), one
- * sample of each signal, and the sampler thread with a reload.
+ * test_overload.c - unit tests for overload.c and overload_queue.c:
+ * loadavg parsing, the hysteresis rule, the state machine (entering and
+ * leaving logged once each, problems logged once), queue counting on
+ * Postfix and Sendmail fixture trees made in a temporary directory
+ * (including the bounds), one sample of each signal, and the sampler
+ * thread with a reload.
  * Output is TAP, for automake's tap-driver.sh.
  */
 #include <errno.h>
