@@ -12,37 +12,37 @@
  * Connect, poll, send and receive are all bounded by timeout_ms
  * (libmemcached's defaults are seconds).
  *
- * Dead servers: each server has a circuit breaker shared by every handle.
- * The first failure opens it and is logged; while it is open, operations
- * on that server's keys fail at once instead of each thread waiting out
- * its own timeout; every RETRY_MS one operation is let through as a probe,
- * and its success closes the breaker (logged).  libmemcached's own
- * per-handle back-off is turned off so that it cannot disagree with the
- * breaker, and servers are never ejected: a key stays on its server, whose
- * counts are still there when it answers again, and meanwhile the caller's
- * on_error applies to that server's keys only.
+ * Dead servers: each server has a circuit breaker (breaker.h) shared by
+ * every handle.  The first failure opens it and is logged; while it is
+ * open, operations on that server's keys fail at once instead of each
+ * thread waiting out its own timeout; every RETRY_MS one operation is let
+ * through as a probe, and its success closes the breaker (logged).
+ * libmemcached's own per-handle back-off is turned off so that it cannot
+ * disagree with the breaker, and servers are never ejected: a key stays on
+ * its server, whose counts are still there when it answers again, and
+ * meanwhile the caller's on_error applies to that server's keys only.
  *
- * Thread-safety: the pool is thread-safe; the breakers are atomics.
+ * Thread-safety: the pool is thread-safe; the breakers are lock-free.
  */
 #include "counter_store.h"
 
 #include <libmemcached/memcached.h>
 #include <libmemcachedutil-1.0/util.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "breaker.h"
 #include "log.h"
 
 #define POOL_MAX 64   /* handles: more threads than that wait */
 #define RETRY_MS 1000 /* a dead server is probed this often */
 #define SERVER_NAME_MAX 280
 
-struct breaker {
-	char name[SERVER_NAME_MAX];	 /* "host:port" for logs */
-	atomic_uint_fast64_t down_until; /* 0: closed; else monotonic ms of the next probe */
+struct mc_server {
+	char name[SERVER_NAME_MAX]; /* "host:port" for logs */
+	struct breaker breaker;	    /* opens on the first failure, probes every RETRY_MS */
 };
 
 struct memcached_store {
@@ -51,18 +51,8 @@ struct memcached_store {
 	memcached_pool_st *pool;
 	unsigned timeout_ms;
 	size_t nservers;
-	struct breaker *breakers; /* by libmemcached's server index */
+	struct mc_server *servers; /* by libmemcached's server index */
 };
-
-/* CLOCK_MONOTONIC in milliseconds, for the breakers. */
-static uint64_t
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static struct memcached_store *
 mc_of(struct counter_store *cs)
@@ -70,38 +60,26 @@ mc_of(struct counter_store *cs)
 	return (struct memcached_store *)cs;
 }
 
-/*
- * May an operation on server i go ahead?  False while its breaker is
- * open; when a probe is due, exactly one caller gets true.
- */
-static bool
-breaker_admit(struct breaker *b)
-{
-	uint_fast64_t until = atomic_load(&b->down_until), now;
-
-	if (until == 0)
-		return true;
-	now = monotonic_ms();
-	if (now < until)
-		return false;
-	/* The probe: whoever moves the deadline on goes; the others wait for it. */
-	return atomic_compare_exchange_strong(&b->down_until, &until, now + RETRY_MS);
-}
-
-/* Record the outcome of an operation on b. */
+/* Feed the outcome of an operation on srv to its breaker, and log what changed. */
 static void
-breaker_result(struct breaker *b, memcached_return_t rc, const char *what)
+mc_record(struct mc_server *srv, memcached_return_t rc, const char *what)
 {
 	/* Any answer from the server shows it is there. */
-	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND || rc == MEMCACHED_NOTSTORED) {
-		if (atomic_load(&b->down_until) != 0 && atomic_exchange(&b->down_until, 0) != 0)
-			log_warning("memcached %s answers again", b->name);
-		return;
-	}
-	if (atomic_exchange(&b->down_until, monotonic_ms() + RETRY_MS) == 0)
+	bool answered =
+	    rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND || rc == MEMCACHED_NOTSTORED;
+
+	switch (breaker_record(&srv->breaker, answered)) {
+	case BREAKER_CLOSED:
+		log_warning("memcached %s answers again", srv->name);
+		break;
+	case BREAKER_OPENED:
 		log_warning("memcached %s failed (%s: %s): its keys are skipped, and it is "
 			    "probed every %d ms until it answers",
-			    b->name, what, memcached_strerror(NULL, rc), RETRY_MS);
+			    srv->name, what, memcached_strerror(NULL, rc), RETRY_MS);
+		break;
+	case BREAKER_SAME:
+		break;
+	}
 }
 
 /* A handle from the pool, waiting at most timeout_ms; NULL on failure. */
@@ -126,12 +104,12 @@ mc_return(struct memcached_store *mc, memcached_st *h)
 }
 
 /*
- * A handle for one operation on key, and the breaker of the server that
- * holds key; NULL (nothing borrowed) when no handle is free in time or
- * that server's breaker is open.  mc_return() the handle after.
+ * A handle for one operation on key, and the server that holds key; NULL
+ * (nothing borrowed) when no handle is free in time or that server's
+ * breaker is open.  mc_return() the handle after.
  */
 static memcached_st *
-mc_begin(struct memcached_store *mc, const char *key, size_t len, struct breaker **b)
+mc_begin(struct memcached_store *mc, const char *key, size_t len, struct mc_server **srv)
 {
 	memcached_st *h = mc_borrow(mc);
 	uint32_t i;
@@ -139,8 +117,8 @@ mc_begin(struct memcached_store *mc, const char *key, size_t len, struct breaker
 	if (h == NULL)
 		return NULL;
 	i = memcached_generate_hash(h, key, len);
-	*b = &mc->breakers[i < mc->nservers ? i : 0];
-	if (!breaker_admit(*b)) {
+	*srv = &mc->servers[i < mc->nservers ? i : 0];
+	if (!breaker_allow(&(*srv)->breaker)) {
 		mc_return(mc, h);
 		return NULL;
 	}
@@ -171,8 +149,8 @@ mc_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delta, u
 	uint64_t *value)
 {
 	struct memcached_store *mc = mc_of(cs);
-	struct breaker *b;
-	memcached_st *h = mc_begin(mc, key, len, &b);
+	struct mc_server *srv;
+	memcached_st *h = mc_begin(mc, key, len, &srv);
 	memcached_return_t rc;
 
 	if (h == NULL)
@@ -189,7 +167,7 @@ mc_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delta, u
 		if (rc != MEMCACHED_NOTSTORED)
 			break;
 	}
-	breaker_result(b, rc, "incr");
+	mc_record(srv, rc, "incr");
 	mc_return(mc, h);
 	return mc_status(rc);
 }
@@ -199,8 +177,8 @@ static enum store_status
 mc_decr(struct counter_store *cs, const char *key, size_t len, uint64_t delta)
 {
 	struct memcached_store *mc = mc_of(cs);
-	struct breaker *b;
-	memcached_st *h = mc_begin(mc, key, len, &b);
+	struct mc_server *srv;
+	memcached_st *h = mc_begin(mc, key, len, &srv);
 	memcached_return_t rc;
 	uint64_t value;
 
@@ -208,7 +186,7 @@ mc_decr(struct counter_store *cs, const char *key, size_t len, uint64_t delta)
 		return STORE_ERROR;
 	rc = memcached_decrement(h, key, len, delta > UINT32_MAX ? UINT32_MAX : (uint32_t)delta,
 				 &value);
-	breaker_result(b, rc, "decr");
+	mc_record(srv, rc, "decr");
 	mc_return(mc, h);
 	return mc_status(rc);
 }
@@ -239,8 +217,8 @@ static enum store_status
 mc_get(struct counter_store *cs, const char *key, size_t len, uint64_t *value)
 {
 	struct memcached_store *mc = mc_of(cs);
-	struct breaker *b;
-	memcached_st *h = mc_begin(mc, key, len, &b);
+	struct mc_server *srv;
+	memcached_st *h = mc_begin(mc, key, len, &srv);
 	memcached_return_t rc;
 	size_t vlen = 0;
 	uint32_t flags;
@@ -250,7 +228,7 @@ mc_get(struct counter_store *cs, const char *key, size_t len, uint64_t *value)
 	if (h == NULL)
 		return STORE_ERROR;
 	text = memcached_get(h, key, len, &vlen, &flags, &rc);
-	breaker_result(b, rc, "get");
+	mc_record(srv, rc, "get");
 	mc_return(mc, h);
 	st = mc_status(rc);
 	if (st == STORE_OK && !parse_count(text, vlen, value))
@@ -266,12 +244,12 @@ mc_healthy(struct counter_store *cs)
 	struct memcached_store *mc = mc_of(cs);
 
 	for (size_t i = 0; i < mc->nservers; i++)
-		if (atomic_load(&mc->breakers[i].down_until) != 0)
+		if (breaker_is_open(&mc->servers[i].breaker))
 			return false;
 	return true;
 }
 
-/* Free the pool, the master handle and the breakers. */
+/* Free the pool, the master handle and the servers' breakers. */
 static void
 mc_destroy(struct counter_store *cs)
 {
@@ -281,18 +259,15 @@ mc_destroy(struct counter_store *cs)
 		memcached_pool_destroy(mc->pool);
 	if (mc->master != NULL)
 		memcached_free(mc->master);
-	free(mc->breakers);
+	free(mc->servers);
 	free(mc);
 }
 
+/* What it is, the three counter operations, and its upkeep. */
 static const struct counter_store_ops memcached_ops = {
-    .name = "memcached",
-    .remote = true,
-    .incr = mc_incr,
-    .decr = mc_decr,
-    .get = mc_get,
-    .healthy = mc_healthy,
-    .destroy = mc_destroy,
+    .name = "memcached", .remote = true,
+    .incr = mc_incr, .decr = mc_decr, .get = mc_get,
+    .healthy = mc_healthy, .destroy = mc_destroy,
 };
 
 /* Split "host:port" or "[v6]:port" into host and port. */
@@ -376,7 +351,7 @@ counter_store_memcached_create(const struct string_list *servers, unsigned timeo
 	struct memcached_store *mc = calloc(1, sizeof(*mc));
 
 	if (mc == NULL || servers->count == 0 ||
-	    (mc->breakers = calloc(servers->count, sizeof(*mc->breakers))) == NULL ||
+	    (mc->servers = calloc(servers->count, sizeof(*mc->servers))) == NULL ||
 	    (mc->master = memcached_create(NULL)) == NULL) {
 		snprintf(err, err_size, "memcached: %s",
 			 mc && servers->count == 0 ? "no server" : "out of memory");
@@ -413,9 +388,10 @@ counter_store_memcached_create(const struct string_list *servers, unsigned timeo
 		const memcached_instance_st *in =
 		    memcached_server_instance_by_position(mc->master, (uint32_t)i);
 
-		snprintf(mc->breakers[i].name, sizeof(mc->breakers[i].name), "%s:%u",
+		snprintf(mc->servers[i].name, sizeof(mc->servers[i].name), "%s:%u",
 			 in ? memcached_server_name(in) : servers->items[i],
 			 in ? (unsigned)memcached_server_port(in) : 0);
+		breaker_init(&mc->servers[i].breaker, 1, RETRY_MS);
 	}
 	if ((mc->pool = memcached_pool_create(mc->master, 1, POOL_MAX)) == NULL) {
 		snprintf(err, err_size, "memcached: cannot create the connection pool");

@@ -20,8 +20,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define COUNTER_SHARDS 64
@@ -51,16 +51,6 @@ struct memory_store {
 	atomic_bool full_logged;
 	struct shard shards[COUNTER_SHARDS];
 };
-
-/* The default clock: CLOCK_MONOTONIC in milliseconds. */
-static uint64_t
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* FNV-1a: keys are ours (they end in a digest), so no need for a keyed hash. */
 static uint64_t
@@ -198,9 +188,9 @@ static enum store_status
 memory_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delta, unsigned ttl,
 	    uint64_t *value)
 {
-	struct memory_store *ms = memory_of(cs);
 	struct shard *sh;
 	uint64_t now;
+	struct memory_store *ms = memory_of(cs);
 	struct entry *e = entry_lock(ms, key, len, true, ttl, &now, &sh);
 
 	if (e != NULL) {
@@ -300,14 +290,11 @@ memory_destroy(struct counter_store *cs)
 	free(ms);
 }
 
+/* What it is, the three counter operations, and its upkeep. */
 static const struct counter_store_ops memory_ops = {
-    .name = "memory",
-    .remote = false,
-    .incr = memory_incr,
-    .decr = memory_decr,
-    .get = memory_get,
-    .healthy = memory_healthy,
-    .destroy = memory_destroy,
+    .name = "memory", .remote = false,
+    .incr = memory_incr, .decr = memory_decr, .get = memory_get,
+    .healthy = memory_healthy, .destroy = memory_destroy,
 };
 
 struct counter_store *
@@ -318,7 +305,7 @@ counter_store_memory_create(size_t max_entries, counter_clock_fn *clock)
 	if (ms == NULL)
 		return NULL;
 	ms->base.ops = &memory_ops;
-	ms->clock = clock ? clock : monotonic_ms;
+	ms->clock = clock ? clock : clock_ms;
 	ms->shard_cap = max_entries / COUNTER_SHARDS ? max_entries / COUNTER_SHARDS : 1;
 	/* About one entry per bucket at the cap; at most 64 Ki buckets a shard. */
 	ms->nbuckets = 16;

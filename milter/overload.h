@@ -21,8 +21,8 @@
  *
  * Thread-safety: start and stop from the main thread, reload from the
  * reload thread; overload_active() from anywhere.  The pure functions
- * below (parsing, hysteresis, counting, the state machine) keep no state
- * of their own.
+ * below (parsing, hysteresis, the state machine) and the queue count
+ * (overload_queue.h) keep no state of their own.
  */
 #ifndef MXGATE_OVERLOAD_H
 #define MXGATE_OVERLOAD_H
@@ -32,6 +32,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "overload_queue.h"
 
 /* The signals, as bits of the published word; readings[i] below is bit 1 << i. */
 enum overload_signal {
@@ -41,7 +42,6 @@ enum overload_signal {
 };
 
 #define OVERLOAD_NSIGNALS	3
-#define OVERLOAD_TEXT_MAX	512
 
 /* Start the sampler for cfg (one sample first); false if the thread cannot start. */
 bool	overload_start(const struct config *cfg);
@@ -71,39 +71,6 @@ bool	overload_parse_loadavg(const char *text, size_t len, double *out);
  * stays over while value > low.
  */
 bool	overload_hysteresis(bool was_over, double value, double high, double low);
-
-/* How far a queue scan may go. */
-struct overload_scan_limits {
-	unsigned long max_messages;	/* stop once this many are counted */
-	unsigned long max_entries;	/* directory entries read, all kinds */
-	unsigned budget_ms;		/* wall-clock time; 0 = none */
-};
-
-enum overload_count_status {
-	OVERLOAD_COUNT_OK,		/* messages is exact */
-	OVERLOAD_COUNT_BOUND,		/* a limit was hit: at least messages */
-	OVERLOAD_COUNT_ERROR,		/* error says why; messages is meaningless */
-};
-
-struct overload_count {
-	enum overload_count_status status;
-	unsigned long messages;
-	unsigned long entries;		/* directory entries read */
-	char	error[OVERLOAD_TEXT_MAX];
-};
-
-/*
- * Count the messages waiting in the queue directory dir: for Postfix the
- * files under incoming/, active/ and maildrop/ (hashed subdirectories
- * included; a missing one is empty, all three missing is an error); for
- * Sendmail the qf* files of dir, of dir/qf/ and of q* queue group
- * directories (and their qf/).  Symbolic links are never followed.  With
- * the BOUND status, messages is at least limits->max_messages or what was
- * counted when entries or time ran out, whichever is more.
- */
-void	overload_count_queue(const char *dir, enum queue_format format,
-			     const struct overload_scan_limits *limits,
-			     struct overload_count *out);
 
 /* What one sample saw of one signal. */
 enum overload_reading_status {

@@ -31,19 +31,19 @@
 
 #include "counter_store.h"
 #include "log.h"
+#include "snapshot.h"
 
 #define LOCAL_MAX_ENTRIES 262144 /* in-process counters (about 200 bytes each) */
 #define CACHE_MAX_ENTRIES 65536	 /* cached counts of finished windows */
 
 /* The memcached side, replaced on reload. */
 struct backend {
-	int refs;		      /* guarded by backend_lock */
+	struct snapshot snap;	      /* the last reference frees it */
 	struct counter_store *remote; /* NULL: no servers, count in process */
 	char *signature;	      /* servers and timeout it was made from */
 };
 
-static pthread_mutex_t backend_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct backend *backend_current;
+static struct snapshot_slot backend_slot = SNAPSHOT_SLOT_INITIALIZER;
 static struct counter_store *local_store;  /* start to stop: survives reloads */
 static struct counter_store *window_cache; /* previous windows' counts from memcached */
 static atomic_bool counting_locally;
@@ -185,81 +185,64 @@ backend_signature(const struct config *cfg)
 	return sig;
 }
 
-/* Free a backend nobody uses any more. */
+/* Free a backend nobody uses any more (its snapshot's free function). */
 static void
-backend_free(struct backend *b)
+backend_free(struct snapshot *snap)
 {
-	if (b == NULL)
-		return;
+	struct backend *b = snapshot_owner(snap, struct backend, snap);
+
 	counter_store_destroy(b->remote);
 	free(b->signature);
 	free(b);
-}
-
-/* A backend for cfg; NULL (logged) on failure. */
-static struct backend *
-backend_create(const struct config *cfg)
-{
-	struct backend *b = calloc(1, sizeof(*b));
-	char err[512];
-
-	if (b == NULL || (b->signature = backend_signature(cfg)) == NULL) {
-		log_error("ratelimit: out of memory");
-		backend_free(b);
-		return NULL;
-	}
-	b->refs = 1;
-	if (cfg->memcached.servers.count > 0) {
-		b->remote = counter_store_memcached_create(
-		    &cfg->memcached.servers, cfg->memcached.timeout_ms, err, sizeof(err));
-		if (b->remote == NULL) {
-			log_error("%s", err);
-			backend_free(b);
-			return NULL;
-		}
-	}
-	return b;
 }
 
 /* A reference to the current backend (NULL before start and after stop). */
 static struct backend *
 backend_acquire(void)
 {
-	struct backend *b;
+	struct snapshot *snap = snapshot_acquire(&backend_slot);
 
-	pthread_mutex_lock(&backend_lock);
-	if ((b = backend_current) != NULL)
-		b->refs++;
-	pthread_mutex_unlock(&backend_lock);
-	return b;
+	return snap != NULL ? snapshot_owner(snap, struct backend, snap) : NULL;
 }
 
-/* Drop a reference; the last one frees the backend, outside the lock. */
+/* Drop a reference (NULL is ignored); the last one frees the backend. */
 static void
 backend_release(struct backend *b)
 {
-	int left;
-
-	if (b == NULL)
-		return;
-	pthread_mutex_lock(&backend_lock);
-	left = --b->refs;
-	pthread_mutex_unlock(&backend_lock);
-	if (left == 0)
-		backend_free(b);
+	snapshot_release(b != NULL ? &b->snap : NULL);
 }
 
-/* Make b current; the old one goes when its last user is done. */
+/* Make b current, taking over the caller's reference; the old one goes when its last user is done. */
 static void
 backend_install(struct backend *b)
 {
-	struct backend *old;
+	snapshot_install(&backend_slot, b != NULL ? &b->snap : NULL);
+}
 
-	pthread_mutex_lock(&backend_lock);
-	old = backend_current;
-	backend_current = b;
-	pthread_mutex_unlock(&backend_lock);
-	backend_release(old);
+/* A backend for cfg, with one reference (the caller's); NULL (logged) on failure. */
+static struct backend *
+backend_create(const struct config *cfg)
+{
+	struct backend *b = calloc(1, sizeof(*b));
+	char err[512];
+
+	if (b != NULL)
+		snapshot_init(&b->snap, backend_free);
+	if (b == NULL || (b->signature = backend_signature(cfg)) == NULL) {
+		log_error("ratelimit: out of memory");
+		backend_release(b);
+		return NULL;
+	}
+	if (cfg->memcached.servers.count > 0) {
+		b->remote = counter_store_memcached_create(
+		    &cfg->memcached.servers, cfg->memcached.timeout_ms, err, sizeof(err));
+		if (b->remote == NULL) {
+			log_error("%s", err);
+			backend_release(b);
+			return NULL;
+		}
+	}
+	return b;
 }
 
 bool

@@ -1,9 +1,10 @@
 /*
- * test_overload.c - unit tests for overload.c: loadavg parsing, the
- * hysteresis rule, the state machine (entering and leaving logged once
- * each, problems logged once), queue counting on Postfix and Sendmail
- * fixture trees made in a temporary directory (including the bounds), one
- * sample of each signal, and the sampler thread with a reload.
+ * test_overload.c - unit tests for overload.c and overload_queue.c:
+ * loadavg parsing, the hysteresis rule, the state machine (entering and
+ * leaving logged once each, problems logged once), queue counting on
+ * Postfix and Sendmail fixture trees made in a temporary directory
+ * (including the bounds), one sample of each signal, and the sampler
+ * thread with a reload.
  * Output is TAP, for automake's tap-driver.sh.
  */
 #include <errno.h>
@@ -325,10 +326,11 @@ test_machine_signals_combine(void **state)
 static void
 test_machine_problems_once(void **state)
 {
+	/* The readings this test is about: unreadable signals. */
+	struct overload_reading r[OVERLOAD_NSIGNALS];
 	struct overload_settings set = settings(100, 20, 8.0, 4.0);
 	struct overload_machine m = {0};
 	struct emitted e = {0};
-	struct overload_reading r[OVERLOAD_NSIGNALS];
 
 	(void)state;
 	/* Overloaded by the queue, then the directory becomes unreadable. */
