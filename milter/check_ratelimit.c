@@ -10,13 +10,19 @@
  * first, see ratelimit.h); the first one over its limit with action
  * tempfail or reject refuses the event, and then every counter the event
  * was charged to is given back.  hold and warn let the event through,
- * charged, and are carried out at end of message (callbacks.c).
+ * charged, and are carried out at end of message (policy.c, callbacks.c).
  *
  * A store that cannot answer: on_error = "tempfail" refuses the event at
  * once (VERDICT_ERROR; policy.c gives "451 4.3.0 <KEY>: Temporary lookup
  * failure"); "accept" goes on with the other rules, so keys on servers
  * that do answer are still limited; "local" never gets here (ratelimit.c
  * counts in process instead).
+ *
+ * Key values are digested with SHA-256 from nettle: a well-kept library
+ * (GnuTLS's), with a plain allocation-free API, no global initialisation
+ * and nothing to lock, and a digest for which nobody can make two key
+ * values share a counter on purpose (a client choosing addresses cannot
+ * land on another client's counter).
  *
  * Thread-safety: touches only the session and the thread-safe stores.
  */

@@ -1,12 +1,7 @@
 /*
  * ratelimit.c - sliding-window rate limits over a counter store (see
- * ratelimit.h for the windows, the admission rule and the key format).
- *
- * The digest is SHA-256 from nettle: a well-kept library (GnuTLS's),
- * with a plain allocation-free API, no global initialisation and nothing
- * to lock, and a digest for which nobody can make two key values share a
- * counter on purpose (a client choosing addresses cannot land on another
- * client's counter).
+ * ratelimit.h for the windows, the admission rule and the key format;
+ * check_ratelimit.c makes the key values and their digests).
  *
  * One memcached round trip per counted window: the increment.  The count
  * of the previous window, which the sliding estimate also needs, no longer
@@ -21,7 +16,6 @@
 
 #include <arpa/inet.h>
 #include <fnmatch.h>
-#include <nettle/sha2.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
