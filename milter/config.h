@@ -1,6 +1,7 @@
 /*
  * config.h - mxgate's configuration: every key (contrib/mxgate.conf.example), parsed with
- * libconfig, defaulted and validated in one place.
+ * libconfig, defaulted and validated from one table of keys (config.c; the
+ * rate-limit rules in ratelimit_config.c).
  *
  * Contract: config_load() returns a complete, validated, immutable snapshot
  * with one reference, or NULL after reporting every error as
@@ -72,6 +73,19 @@ struct rate_rule {
 	enum rate_action action;
 };
 
+/*
+ * The overload group; also the type of the heap copy the overload
+ * sampler takes of it (overload.h), so that the two cannot drift apart.
+ */
+struct overload_settings {
+	bool	enabled;
+	char   *flag_file, *queue_directory, *loadavg_file;
+	enum queue_format queue_format;
+	unsigned long queue_high, queue_low;
+	double	load_high, load_low;
+	unsigned sample_interval;
+};
+
 struct string_list {
 	char  **items;
 	size_t	count;
@@ -127,14 +141,7 @@ struct config {
 		size_t	nrules;
 	} ratelimit;
 
-	struct {
-		bool	enabled;
-		char   *flag_file, *queue_directory, *loadavg_file;
-		enum queue_format queue_format;
-		unsigned long queue_high, queue_low;
-		double	load_high, load_low;
-		unsigned sample_interval;
-	} overload;
+	struct overload_settings overload;
 };
 
 /* Receives one "FILE:LINE: message" per error. */

@@ -86,15 +86,10 @@ struct overload_reading {
 	char	error[OVERLOAD_TEXT_MAX];
 };
 
-/* The paths and marks a sample is taken with (a copy of cfg->overload). */
-struct overload_settings {
-	bool	enabled;
-	char   *flag_file, *queue_directory, *loadavg_file;
-	enum queue_format queue_format;
-	unsigned long queue_high, queue_low;
-	double	load_high, load_low;
-	unsigned sample_interval;
-};
+/*
+ * The paths and marks a sample is taken with are a struct
+ * overload_settings (config.h): a copy of cfg->overload.
+ */
 
 /* A heap copy of cfg's overload settings; NULL when out of memory. */
 struct overload_settings *overload_settings_new(const struct config *cfg);
