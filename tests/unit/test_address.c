@@ -1,8 +1,8 @@
 /*
- * test_address.c - unit tests for address.c and the maildir source's
- * paths: RCPT TO parsing into Postfix's lookup form (quoting, case,
- * recipient_delimiter sets and their exceptions, hostile bytes and
- * lengths), virtual(5)-style resolution against a fake in-memory
+ * test_address.c - unit tests for address.c, quota_resolve.c and the
+ * maildir source's paths: RCPT TO parsing into Postfix's lookup form
+ * (quoting, case, recipient_delimiter sets and their exceptions, hostile
+ * bytes and lengths), virtual(5)-style resolution against a fake in-memory
  * quota_source (aliases, alias domains, catch-all precedence, extensions,
  * self-reference, loops, depth and width limits, errors), the maildir
  * path builder (nothing leaves maildir_root) and the maildir source on a
@@ -24,6 +24,7 @@
 
 #include "address.h"
 #include "config.h"
+#include "quota_resolve.h"
 #include "quota_source.h"
 #include "fixture.h"
 
@@ -353,7 +354,7 @@ resolve_text(const char *text, const char *delims, struct resolution *res)
 
 	assert_int_equal(address_parse(text, strlen(text), delims, &a), ADDRESS_OK);
 	fake_calls = 0;
-	return address_resolve(&fake, &a, delims, res);
+	return quota_resolve(&fake, &a, delims, res);
 }
 
 /* Assert that text resolves, without limits, to exactly the mailboxes listed (NULL-ended). */
@@ -453,10 +454,10 @@ test_resolve_no_aliases(void **state)
 	(void)state;
 	assert_non_null(res);
 	assert_int_equal(address_parse("<sales@example.org>", 19, "+", &a), ADDRESS_OK);
-	assert_int_equal(address_resolve(&src, &a, "+", res), SOURCE_OK);
+	assert_int_equal(quota_resolve(&src, &a, "+", res), SOURCE_OK);
 	assert_int_equal(res->nmailboxes, 0);
 	assert_int_equal(address_parse("<bob+x@example.org>", 19, "+", &a), ADDRESS_OK);
-	assert_int_equal(address_resolve(&src, &a, "+", res), SOURCE_OK);
+	assert_int_equal(quota_resolve(&src, &a, "+", res), SOURCE_OK);
 	assert_int_equal(res->nmailboxes, 1);
 	assert_string_equal(res->mailboxes[0].address, "bob@example.org");
 	free(res);
