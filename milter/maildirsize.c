@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #define DIGITS_MAX	19		/* LLONG_MAX has 19 digits */
 
 /* Parse 1..19 digits at p (bounded by end) into *value; returns the end or NULL. */
@@ -166,15 +168,6 @@ maildir_name_size(const char *name, unsigned long long *size)
 		}
 	}
 	return false;
-}
-
-uint64_t
-maildir_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Open directory name below dirfd without following a symlink. */
@@ -366,7 +359,7 @@ walk_exhausted(struct walk *w)
 	if (w->out->incomplete)
 		return true;
 	if (w->seen >= w->max_files ||
-	    ((w->seen & 255) == 0 && maildir_now_ms() >= w->deadline_ms))
+	    ((w->seen & 255) == 0 && clock_ms() >= w->deadline_ms))
 		w->out->incomplete = true;
 	return w->out->incomplete;
 }
@@ -492,7 +485,7 @@ maildir_walk(int dirfd, const struct maildir_walk_limits *limits, struct maildir
 	w.seen = 0;
 	w.max_files = limits && limits->max_files ? limits->max_files : MAILDIR_WALK_MAX_FILES;
 	w.deadline_ms = limits && limits->deadline_ms ? limits->deadline_ms
-	    : maildir_now_ms() + MAILDIR_WALK_MAX_MS;
+	    : clock_ms() + MAILDIR_WALK_MAX_MS;
 	status = walk_folder(&w, dirfd);
 	if (status == MAILDIR_OK && !out->incomplete)
 		status = walk_subfolders(&w, dirfd);

@@ -46,7 +46,7 @@ enum maildir_status {
 /* Bounds of a recalculation walk. */
 struct maildir_walk_limits {
 	unsigned long max_files;	/* directory entries examined; 0 = default */
-	uint64_t deadline_ms;		/* maildir_now_ms() value; 0 = default from now */
+	uint64_t deadline_ms;		/* clock_ms() value (clock.h); 0 = default from now */
 };
 
 #define MAILDIR_WALK_MAX_FILES	1000000UL
@@ -77,9 +77,6 @@ bool	maildirsize_parse_quota(const char *line, size_t len, unsigned long long *b
 
 /* The ",S=NNN" size in a message file name (before any ':'); false if absent. */
 bool	maildir_name_size(const char *name, unsigned long long *size);
-
-/* Milliseconds of CLOCK_MONOTONIC, for deadlines. */
-uint64_t maildir_now_ms(void);
 
 /*
  * Open the maildir directory path, which must lie under root: root itself

@@ -1,31 +1,26 @@
 /*
- * quota.c - the quota service: source selection, cache, circuit breaker,
+ * quota.c - the quota service: source selection, the circuit breaker,
  * and the verdict for one recipient (see quota.h for the contract).
  *
- * The cache wraps the source as a quota_source of its own, so address.c
- * resolves through it unchanged: alias-domain, alias and mailbox answers
- * (found and not found alike) and maildir usage are kept for cache_ttl
- * seconds, and a message to 50 recipients of one mailbox costs one
- * lookup of each kind.  It is set-associative: CACHE_SETS sets of
- * CACHE_WAYS entries, each set under its own mutex, the entry nearest to
- * expiry replaced when a set is full, so memory is bounded whatever the
- * traffic.  Errors are never cached.  A reload bumps a generation number,
- * which empties the cache without touching every entry.
+ * The cache (quota_cache.c) wraps the source as a quota_source of its
+ * own, so quota_resolve.c resolves through it unchanged: alias-domain,
+ * alias and mailbox answers and maildir usage are kept for cache_ttl
+ * seconds.  A reload empties it.
  *
- * The breaker sits in front of a server source (MariaDB): after
- * BREAKER_FAILURES consecutive errors it opens for BREAKER_OPEN_MS, during
- * which lookups fail at once; then one caller probes, and its result
- * closes or reopens it.  Maildir errors are per mailbox, so the maildir
- * source has no breaker.
+ * The breaker (breaker.h) sits in front of a server source (MariaDB):
+ * after BREAKER_FAILURES consecutive errors it opens for BREAKER_OPEN_MS,
+ * during which lookups fail at once; then one caller probes, and its
+ * result closes or reopens it.  Maildir errors are per mailbox, so the
+ * maildir source has no breaker.
  *
- * Thread-safety: the service pointer is reference-counted under
- * service_lock; cache sets and the breaker have their own mutexes, none
- * held across a source call or a walk; counters are atomics.
+ * Thread-safety: the service is a reference-counted snapshot (snapshot.h)
+ * that a reload replaces under the sessions using it; the cache and the
+ * breaker have their own synchronisation, none held across a source call
+ * or a walk; counters are atomics.
  */
 #include "quota.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,58 +28,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "breaker.h"
+#include "clock.h"
 #include "log.h"
 #include "maildirsize.h"
+#include "quota_cache.h"
+#include "quota_resolve.h"
 #include "quota_source.h"
+#include "snapshot.h"
 
-#define CACHE_SETS		8192	/* x CACHE_WAYS = 65,536 entries */
-#define CACHE_WAYS		8
-#define CACHE_VALUE_MAX		1024	/* longer goto lists are looked up each time */
 #define BREAKER_FAILURES	3
 #define BREAKER_OPEN_MS		5000
 #define CHECK_BUDGET_MS		5000	/* all walks of one recipient together */
 
-enum cache_kind {
-	CACHE_ALIAS_DOMAIN = 'D',
-	CACHE_ALIAS = 'A',
-	CACHE_MAILBOX = 'M',
-	CACHE_USAGE = 'U',
-};
-
-struct cache_entry {
-	uint64_t hash;
-	uint64_t expires_ms;
-	unsigned gen;
-	char	kind;			/* 0 = free */
-	enum source_status status;	/* SOURCE_OK or SOURCE_NOT_FOUND */
-	unsigned long long number;	/* quota, or usage bytes */
-	bool	flag;			/* usage: incomplete walk */
-	char   *key, *value;
-};
-
-struct cache_set {
-	pthread_mutex_t lock;
-	struct cache_entry way[CACHE_WAYS];
-};
-
-/* What a cache lookup or insert carries. */
-struct cache_item {
-	enum source_status status;
-	unsigned long long number;
-	bool	flag;
-	char   *value;			/* caller's buffer */
-	size_t	size;
-};
-
-struct breaker {
-	pthread_mutex_t lock;
-	unsigned failures;
-	uint64_t open_until;		/* maildir_now_ms(); 0 = closed */
-	bool	probing;		/* one caller is testing a half-open breaker */
-};
-
 struct quota_service {
-	int	refs;			/* guarded by service_lock */
+	struct snapshot snap;		/* the references (snapshot.h) */
 	struct config *cfg;		/* own reference; NULL when borrowed */
 	const struct config *settings;	/* what the source was opened with */
 	/* The configurations loaded from settings to the last reload that kept
@@ -96,235 +54,10 @@ struct quota_service {
 	char   *root;			/* maildir_root for usage */
 };
 
-static pthread_mutex_t service_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct quota_service *service;
-static struct cache_set *cache;
-static atomic_uint cache_gen;
-static struct breaker breaker = {.lock = PTHREAD_MUTEX_INITIALIZER};
-static atomic_ullong stat_hits, stat_misses, stat_calls, stat_walks, stat_skips;
-
-/* ---- cache ------------------------------------------------------- */
-
-/* FNV-1a over kind and key. */
-static uint64_t
-cache_hash(char kind, const char *key)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	h = (h ^ (unsigned char)kind) * 1099511628211ULL;
-	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
-	return h;
-}
-
-/* Free one entry's strings and mark it free. */
-static void
-cache_entry_clear(struct cache_entry *e)
-{
-	free(e->key);
-	free(e->value);
-	memset(e, 0, sizeof(*e));
-}
-
-/* True when the entry holds kind/key, is current and unexpired. */
-static bool
-cache_entry_live(const struct cache_entry *e, char kind, uint64_t hash, const char *key,
-		 uint64_t now, unsigned gen)
-{
-	return e->kind == kind && e->hash == hash && e->gen == gen && e->expires_ms > now &&
-	    strcmp(e->key, key) == 0;
-}
-
-/* Look kind/key up; true (item filled) on a hit. */
-static bool
-cache_get(char kind, const char *key, struct cache_item *item)
-{
-	uint64_t hash = cache_hash(kind, key), now = maildir_now_ms();
-	unsigned gen = atomic_load(&cache_gen);
-	struct cache_set *set;
-	bool	hit = false;
-
-	if (cache == NULL)
-		return false;
-	set = &cache[hash % CACHE_SETS];
-	pthread_mutex_lock(&set->lock);
-	for (int i = 0; i < CACHE_WAYS; i++) {
-		struct cache_entry *e = &set->way[i];
-
-		if (!cache_entry_live(e, kind, hash, key, now, gen))
-			continue;
-		item->status = e->status;
-		item->number = e->number;
-		item->flag = e->flag;
-		if (item->value != NULL && item->size > 0) {
-			size_t	n = e->value ? strlen(e->value) : 0;
-
-			if (n >= item->size)
-				break;	/* does not fit the caller: a miss */
-			memcpy(item->value, e->value ? e->value : "", n + 1);
-		}
-		hit = true;
-		break;
-	}
-	pthread_mutex_unlock(&set->lock);
-	atomic_fetch_add(hit ? &stat_hits : &stat_misses, 1);
-	return hit;
-}
-
-/*
- * The entry of set to overwrite with kind/key: the key's own, else a free,
- * stale or expired one, else the live one nearest to expiry.
- */
-static struct cache_entry *
-cache_victim(struct cache_set *set, char kind, uint64_t hash, const char *key, uint64_t now,
-	     unsigned gen)
-{
-	struct cache_entry *victim = NULL;
-
-	for (int i = 0; i < CACHE_WAYS; i++) {
-		struct cache_entry *e = &set->way[i];
-
-		if (e->kind == kind && e->hash == hash && strcmp(e->key, key) == 0)
-			return e;
-	}
-	for (int i = 0; i < CACHE_WAYS; i++) {
-		struct cache_entry *e = &set->way[i];
-
-		if (e->kind == 0 || e->gen != gen || e->expires_ms <= now)
-			return e;
-		if (victim == NULL || e->expires_ms < victim->expires_ms)
-			victim = e;
-	}
-	return victim;
-}
-
-/* Remember kind/key for ttl seconds (an existing entry is replaced). */
-static void
-cache_put(char kind, const char *key, unsigned ttl, const struct cache_item *item)
-{
-	uint64_t hash = cache_hash(kind, key), now = maildir_now_ms();
-	unsigned gen = atomic_load(&cache_gen);
-	struct cache_set *set;
-	struct cache_entry *victim = NULL;
-	char   *k, *v = NULL;
-
-	if (cache == NULL || ttl == 0 || item->status == SOURCE_ERROR)
-		return;
-	if (item->value != NULL && strlen(item->value) >= CACHE_VALUE_MAX)
-		return;
-	if ((k = strdup(key)) == NULL ||
-	    (item->value != NULL && (v = strdup(item->value)) == NULL)) {
-		free(k);
-		return;
-	}
-	set = &cache[hash % CACHE_SETS];
-	pthread_mutex_lock(&set->lock);
-	victim = cache_victim(set, kind, hash, key, now, gen);
-	cache_entry_clear(victim);
-	victim->hash = hash;
-	victim->kind = kind;
-	victim->gen = gen;
-	victim->expires_ms = now + (uint64_t)ttl * 1000;
-	victim->status = item->status;
-	victim->number = item->number;
-	victim->flag = item->flag;
-	victim->key = k;
-	victim->value = v;
-	pthread_mutex_unlock(&set->lock);
-}
-
-/* Allocate the cache (once). */
-static bool
-cache_init(void)
-{
-	if (cache != NULL)
-		return true;
-	if ((cache = calloc(CACHE_SETS, sizeof(*cache))) == NULL)
-		return false;
-	for (int i = 0; i < CACHE_SETS; i++)
-		pthread_mutex_init(&cache[i].lock, NULL);
-	return true;
-}
-
-/* Free every entry and the cache itself (no other thread may run). */
-static void
-cache_free(void)
-{
-	if (cache == NULL)
-		return;
-	for (int i = 0; i < CACHE_SETS; i++) {
-		for (int j = 0; j < CACHE_WAYS; j++)
-			cache_entry_clear(&cache[i].way[j]);
-		pthread_mutex_destroy(&cache[i].lock);
-	}
-	free(cache);
-	cache = NULL;
-}
-
-void
-quota_cache_flush(void)
-{
-	atomic_fetch_add(&cache_gen, 1);
-}
-
-/* ---- circuit breaker --------------------------------------------- */
-
-/* May a call go to the server now? */
-static bool
-breaker_allow(void)
-{
-	uint64_t now = maildir_now_ms();
-	bool	allow = true;
-
-	pthread_mutex_lock(&breaker.lock);
-	if (breaker.open_until != 0) {
-		if (now < breaker.open_until || breaker.probing)
-			allow = false;
-		else
-			breaker.probing = true;	/* half-open: this caller probes */
-	}
-	pthread_mutex_unlock(&breaker.lock);
-	if (!allow)
-		atomic_fetch_add(&stat_skips, 1);
-	return allow;
-}
-
-/* Record the outcome of a call that breaker_allow() let through. */
-static void
-breaker_record(const char *name, bool ok)
-{
-	bool	opened = false, closed = false;
-
-	pthread_mutex_lock(&breaker.lock);
-	if (ok) {
-		closed = breaker.open_until != 0;
-		breaker.failures = 0;
-		breaker.open_until = 0;
-		breaker.probing = false;
-	} else if (breaker.probing || ++breaker.failures >= BREAKER_FAILURES) {
-		opened = !breaker.probing;
-		breaker.open_until = maildir_now_ms() + BREAKER_OPEN_MS;
-		breaker.probing = false;
-		breaker.failures = 0;
-	}
-	pthread_mutex_unlock(&breaker.lock);
-	if (opened)
-		log_warning("quota: %s source keeps failing; not asked for %d s",
-			    name, BREAKER_OPEN_MS / 1000);
-	if (closed)
-		log_info("quota: %s source answers again", name);
-}
-
-/* Reset the breaker (a new source). */
-static void
-breaker_reset(void)
-{
-	pthread_mutex_lock(&breaker.lock);
-	breaker.failures = 0;
-	breaker.open_until = 0;
-	breaker.probing = false;
-	pthread_mutex_unlock(&breaker.lock);
-}
+static struct snapshot_slot service = SNAPSHOT_SLOT_INITIALIZER;
+/* Of the current service's source; statically set up, so that it is valid before any start. */
+static struct breaker breaker = {.threshold = BREAKER_FAILURES, .open_ms = BREAKER_OPEN_MS};
+static atomic_ullong stat_calls, stat_walks, stat_skips;
 
 /* ---- the service -------------------------------------------------- */
 
@@ -341,32 +74,28 @@ service_free(struct quota_service *svc)
 	free(svc);
 }
 
+/* snapshot.h's free function: the last reference to a service is gone. */
+static void
+service_snapshot_free(struct snapshot *snap)
+{
+	service_free(snapshot_owner(snap, struct quota_service, snap));
+}
+
 /* A new reference to the current service, or NULL. */
 static struct quota_service *
 service_acquire(void)
 {
-	struct quota_service *svc;
+	struct snapshot *snap = snapshot_acquire(&service);
 
-	pthread_mutex_lock(&service_lock);
-	if ((svc = service) != NULL)
-		svc->refs++;
-	pthread_mutex_unlock(&service_lock);
-	return svc;
+	return snap ? snapshot_owner(snap, struct quota_service, snap) : NULL;
 }
 
-/* Drop a reference. */
+/* Drop a reference (NULL is ignored). */
 static void
 service_release(struct quota_service *svc)
 {
-	int	left;
-
-	if (svc == NULL)
-		return;
-	pthread_mutex_lock(&service_lock);
-	left = --svc->refs;
-	pthread_mutex_unlock(&service_lock);
-	if (left == 0)
-		service_free(svc);
+	if (svc != NULL)
+		snapshot_release(&svc->snap);
 }
 
 /* True when cfg asks for the SQL source. */
@@ -397,7 +126,7 @@ service_open(const struct config *cfg, struct quota_source *src, bool remote)
 	svc->settings = cfg;
 	svc->gen_first = cfg->generation;
 	atomic_init(&svc->gen_last, cfg->generation);
-	svc->refs = 1;
+	snapshot_init(&svc->snap, service_snapshot_free);
 	svc->remote = src ? remote : wants_mysql(svc->settings);
 	svc->root = strdup(svc->settings->quota.maildir_root);
 	svc->src = src ? src : svc->remote ? quota_source_mysql_open(svc->settings)
@@ -418,18 +147,13 @@ service_check_root(const struct quota_service *svc)
 		log_warning("quota: maildir_root %s: %s", svc->root, strerror(errno));
 }
 
-/* Install svc as the current service, releasing the old one. */
+/* Install svc (may be NULL) as the current service, releasing the old one. */
 static void
 service_install(struct quota_service *svc)
 {
-	struct quota_service *old;
-
-	pthread_mutex_lock(&service_lock);
-	old = service;
-	service = svc;
-	pthread_mutex_unlock(&service_lock);
-	breaker_reset();
-	service_release(old);
+	snapshot_install(&service, svc ? &svc->snap : NULL);
+	/* A new source starts with a closed breaker. */
+	breaker_reset(&breaker);
 }
 
 /* Two strings equal (NULL-safe). */
@@ -460,7 +184,7 @@ quota_start_with(const struct config *cfg, struct quota_source *src, bool remote
 {
 	struct quota_service *svc;
 
-	if (!cache_init()) {
+	if (!quota_cache_init()) {
 		log_error("quota: out of memory for the cache");
 		return false;
 	}
@@ -508,20 +232,19 @@ void
 quota_stop(void)
 {
 	service_install(NULL);
-	cache_free();
+	quota_cache_free();
 }
 
 void
 quota_stats(struct quota_stats *out)
 {
-	out->hits = atomic_load(&stat_hits);
-	out->misses = atomic_load(&stat_misses);
+	quota_cache_counts(&out->hits, &out->misses);
 	out->source_calls = atomic_load(&stat_calls);
 	out->walks = atomic_load(&stat_walks);
 	out->breaker_skips = atomic_load(&stat_skips);
 }
 
-/* ---- the cached source that address.c resolves through -------------- */
+/* ---- the cached source that quota_resolve.c resolves through ------- */
 
 struct cached {
 	struct quota_service *svc;
@@ -529,11 +252,12 @@ struct cached {
 	bool	skipped;		/* the breaker refused a call */
 };
 
-/* May the real source be called?  Counts the call. */
+/* May the real source be called?  Counts the call, or the breaker's refusal. */
 static bool
 cached_may_call(struct cached *c)
 {
-	if (c->svc->remote && !breaker_allow()) {
+	if (c->svc->remote && !breaker_allow(&breaker)) {
+		atomic_fetch_add(&stat_skips, 1);
 		c->skipped = true;
 		return false;
 	}
@@ -541,67 +265,84 @@ cached_may_call(struct cached *c)
 	return true;
 }
 
-/* After a real call: feed the breaker. */
+/* After a real call: feed the breaker, and say when it opens or closes. */
 static void
 cached_called(const struct cached *c, enum source_status st)
 {
-	if (c->svc->remote)
-		breaker_record(c->svc->src->ops->name, st != SOURCE_ERROR);
+	const char *name = c->svc->src->ops->name;
+
+	if (!c->svc->remote)
+		return;
+	switch (breaker_record(&breaker, st != SOURCE_ERROR)) {
+	case BREAKER_OPENED:
+		log_warning("quota: %s source keeps failing; not asked for %d s", name,
+			    BREAKER_OPEN_MS / 1000);
+		break;
+	case BREAKER_CLOSED:
+		log_info("quota: %s source answers again", name);
+		break;
+	case BREAKER_SAME:
+		break;
+	}
 }
 
+/*
+ * A lookup whose answer is a string (an alias domain's target, an alias's
+ * goto list) by the real source's fn, through the cache; NOT_FOUND when
+ * the source has no such map.  buf is "" unless the answer is SOURCE_OK.
+ */
+static enum source_status
+cached_text(struct cached *c, enum quota_cache_kind kind,
+	    enum source_status (*fn)(struct quota_source *, const char *, char *, size_t),
+	    const char *key, char *buf, size_t size)
+{
+	struct quota_cache_item item = {.value = buf, .size = size};
+
+	if (fn == NULL)
+		return SOURCE_NOT_FOUND;
+	if (c->ttl > 0 && quota_cache_get(kind, key, &item))
+		return item.status;
+	if (!cached_may_call(c))
+		return SOURCE_ERROR;
+	buf[0] = '\0';
+	item.status = fn(c->svc->src, key, buf, size);
+	cached_called(c, item.status);
+	if (item.status != SOURCE_OK)
+		buf[0] = '\0';
+	quota_cache_put(kind, key, c->ttl, &item);
+	return item.status;
+}
+
+/* quota_source_ops.alias_domain through the cache. */
 static enum source_status
 cached_alias_domain(struct quota_source *src, const char *domain, char *target, size_t size)
 {
 	struct cached *c = src->state;
-	struct cache_item item = {.value = target, .size = size};
-	struct quota_source *real = c->svc->src;
 
-	if (real->ops->alias_domain == NULL)
-		return SOURCE_NOT_FOUND;
-	if (c->ttl > 0 && cache_get(CACHE_ALIAS_DOMAIN, domain, &item))
-		return item.status;
-	if (!cached_may_call(c))
-		return SOURCE_ERROR;
-	target[0] = '\0';
-	item.status = real->ops->alias_domain(real, domain, target, size);
-	cached_called(c, item.status);
-	if (item.status != SOURCE_OK)
-		target[0] = '\0';
-	cache_put(CACHE_ALIAS_DOMAIN, domain, c->ttl, &item);
-	return item.status;
+	return cached_text(c, QUOTA_CACHE_ALIAS_DOMAIN, c->svc->src->ops->alias_domain, domain,
+			   target, size);
 }
 
+/* quota_source_ops.alias through the cache. */
 static enum source_status
 cached_alias(struct quota_source *src, const char *address, char *goto_list, size_t size)
 {
 	struct cached *c = src->state;
-	struct cache_item item = {.value = goto_list, .size = size};
-	struct quota_source *real = c->svc->src;
 
-	if (real->ops->alias == NULL)
-		return SOURCE_NOT_FOUND;
-	if (c->ttl > 0 && cache_get(CACHE_ALIAS, address, &item))
-		return item.status;
-	if (!cached_may_call(c))
-		return SOURCE_ERROR;
-	goto_list[0] = '\0';
-	item.status = real->ops->alias(real, address, goto_list, size);
-	cached_called(c, item.status);
-	if (item.status != SOURCE_OK)
-		goto_list[0] = '\0';
-	cache_put(CACHE_ALIAS, address, c->ttl, &item);
-	return item.status;
+	return cached_text(c, QUOTA_CACHE_ALIAS, c->svc->src->ops->alias, address, goto_list,
+			   size);
 }
 
+/* quota_source_ops.mailbox through the cache. */
 static enum source_status
 cached_mailbox(struct quota_source *src, const char *address, struct quota_mailbox *out)
 {
 	struct cached *c = src->state;
-	struct cache_item item = {.value = out->maildir, .size = sizeof(out->maildir)};
+	struct quota_cache_item item = {.value = out->maildir, .size = sizeof(out->maildir)};
 	struct quota_source *real = c->svc->src;
 
 	out->maildir[0] = '\0';
-	if (c->ttl > 0 && cache_get(CACHE_MAILBOX, address, &item)) {
+	if (c->ttl > 0 && quota_cache_get(QUOTA_CACHE_MAILBOX, address, &item)) {
 		out->quota = item.number;
 		return item.status;
 	}
@@ -612,16 +353,14 @@ cached_mailbox(struct quota_source *src, const char *address, struct quota_mailb
 	if (item.status != SOURCE_OK)
 		memset(out, 0, sizeof(*out));
 	item.number = out->quota;
-	cache_put(CACHE_MAILBOX, address, c->ttl, &item);
+	quota_cache_put(QUOTA_CACHE_MAILBOX, address, c->ttl, &item);
 	return item.status;
 }
 
+/* The session's view of the source: every answer through the cache and the breaker. */
 static const struct quota_source_ops cached_ops = {
-	.name = "cache",
-	.alias_domain = cached_alias_domain,
-	.alias = cached_alias,
-	.mailbox = cached_mailbox,
-	.close = NULL,
+	.name = "cache", .alias_domain = cached_alias_domain, .alias = cached_alias,
+	.mailbox = cached_mailbox, .close = NULL,
 };
 
 /* ---- usage and the verdict ----------------------------------------- */
@@ -634,14 +373,14 @@ static enum source_status
 maildir_bytes(const struct cached *c, const char *maildir, unsigned long long quota,
 	      uint64_t deadline_ms, unsigned long long *bytes, bool *incomplete)
 {
-	struct cache_item item = {0};
+	struct quota_cache_item item = {0};
 	struct maildir_walk_limits limits = {0};
 	struct maildir_usage usage;
 	enum maildir_status st;
-	uint64_t now = maildir_now_ms();
+	uint64_t now = clock_ms();
 	int	fd;
 
-	if (c->ttl > 0 && cache_get(CACHE_USAGE, maildir, &item)) {
+	if (c->ttl > 0 && quota_cache_get(QUOTA_CACHE_USAGE, maildir, &item)) {
 		*bytes = item.number;
 		*incomplete = item.flag;
 		return SOURCE_OK;
@@ -675,7 +414,7 @@ maildir_bytes(const struct cached *c, const char *maildir, unsigned long long qu
 	item.status = SOURCE_OK;
 	item.number = usage.bytes;
 	item.flag = usage.incomplete;
-	cache_put(CACHE_USAGE, maildir, c->ttl, &item);
+	quota_cache_put(QUOTA_CACHE_USAGE, maildir, c->ttl, &item);
 	return SOURCE_OK;
 }
 
@@ -693,7 +432,7 @@ static void
 judge_mailboxes(const struct cached *c, const struct config *cfg, const struct resolution *res,
 		unsigned long long size, struct quota_result *out)
 {
-	uint64_t deadline = maildir_now_ms() + CHECK_BUDGET_MS;
+	uint64_t deadline = clock_ms() + CHECK_BUDGET_MS;
 	bool	first_full = true;
 
 	for (size_t i = 0; i < res->nmailboxes; i++) {
@@ -727,16 +466,6 @@ judge_mailboxes(const struct cached *c, const struct config *cfg, const struct r
 }
 
 /*
- * The service for a session on snapshot cfg.  A session keeps the
- * configuration it started with, and that includes where quotas come from:
- * when a reload has changed the source since the session began (the
- * current service was opened with other settings), the session gets a
- * source of its own opened with cfg, for this one check and without the
- * cache (which holds the current source's answers).  Only sessions in
- * flight across such a reload pay for it.  *ttl is the cache's lifetime to
- * use, 0 for none.
- */
-/*
  * Does svc read what cfg asks for?  A configuration loaded between the one
  * svc was opened with and the last reload that kept svc does: generations
  * only grow, and a reload that changes the source replaces svc.  That is
@@ -754,6 +483,16 @@ service_serves(struct quota_service *svc, const struct config *cfg)
 	return svc->settings == cfg || !source_changed(svc->settings, cfg);
 }
 
+/*
+ * The service for a session on snapshot cfg.  A session keeps the
+ * configuration it started with, and that includes where quotas come from:
+ * when a reload has changed the source since the session began (the
+ * current service was opened with other settings), the session gets a
+ * source of its own opened with cfg, for this one check and without the
+ * cache (which holds the current source's answers).  Only sessions in
+ * flight across such a reload pay for it.  *ttl is the cache's lifetime to
+ * use, 0 for none.
+ */
 static struct quota_service *
 service_for(const struct config *cfg, unsigned *ttl)
 {
@@ -789,7 +528,7 @@ quota_check(const struct config *cfg, const struct address *addr, unsigned long 
 		out->why = "out of memory";
 		return out->verdict;
 	}
-	st = address_resolve(&cached, addr, cfg->quota.recipient_delimiter, res);
+	st = quota_resolve(&cached, addr, cfg->quota.recipient_delimiter, res);
 	if (st == SOURCE_ERROR) {
 		out->why = c.skipped ? "source skipped while its circuit breaker is open"
 		    : "source lookup failed";

@@ -13,8 +13,9 @@
  *
  * Thread-safety: quota_check() and quota_stats() from any worker thread;
  * quota_start() before milter_run, quota_reload() from the reload thread,
- * quota_stop() after milter_run returned.  The cache is striped by lock;
- * no lock is held across a source call or file system walk.
+ * quota_stop() after milter_run returned.  The cache (quota_cache.h) is
+ * striped by lock; no lock is held across a source call or file system
+ * walk.
  */
 #ifndef MXGATE_QUOTA_H
 #define MXGATE_QUOTA_H
@@ -23,6 +24,7 @@
 
 #include "address.h"
 #include "config.h"
+#include "quota_source.h"
 
 enum quota_verdict {
 	QUOTA_NO_OPINION,		/* not full, unlimited, or no local mailbox */
@@ -72,8 +74,5 @@ enum quota_verdict quota_check(const struct config *cfg, const struct address *a
 
 /* A snapshot of the counters. */
 void	quota_stats(struct quota_stats *out);
-
-/* Drop every cached entry (tests, benchmarks; reload does it too). */
-void	quota_cache_flush(void);
 
 #endif

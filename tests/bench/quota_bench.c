@@ -29,6 +29,7 @@
 #include "log.h"
 #include "maildirsize.h"
 #include "quota.h"
+#include "quota_cache.h"
 #include "../unit/fixture.h"
 
 static char root[256];
@@ -72,7 +73,7 @@ make_maildir(const char *path)
 	xmkdir(sub);
 }
 
-/* Milliseconds between two maildir_now_ms()-like readings, in double. */
+/* CLOCK_MONOTONIC in milliseconds, in double: clock_ms() is too coarse to time one pass. */
 static double
 now_ms(void)
 {

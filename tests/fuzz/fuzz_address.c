@@ -1,6 +1,6 @@
 /*
- * fuzz_address.c - libFuzzer target for address.c and the maildir
- * source's path builder.
+ * fuzz_address.c - libFuzzer target for address.c, quota_resolve.c and
+ * the maildir source's path builder.
  *
  * Feeds the raw input (any bytes, NULs included) to address_parse() and
  * checks the contract: a parsed address is in lookup form (lower-case
@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "address.h"
+#include "quota_resolve.h"
 #include "quota_source.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -120,7 +121,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(goto_list, text, n);
 	goto_list[n] = '\0';
 	assert(address_parse("<start@fuzz.example>", 20, "+", a) == ADDRESS_OK);
-	if (address_resolve(&src, a, "+", res) == SOURCE_OK) {
+	if (quota_resolve(&src, a, "+", res) == SOURCE_OK) {
 		assert(res->nmailboxes <= RESOLVE_MAX_MAILBOXES);
 		assert(res->lookups <= RESOLVE_MAX_LOOKUPS);
 		for (size_t i = 0; i < res->nmailboxes; i++)

@@ -1,8 +1,8 @@
 /*
- * test_address.c - unit tests for address.c and the maildir source's
- * paths: RCPT TO parsing into Postfix's lookup form (quoting, case,
- * recipient_delimiter sets and their exceptions, hostile bytes and
- * lengths), virtual(5)-style resolution against a fake in-memory
+ * test_address.c - unit tests for address.c, quota_resolve.c and the
+ * maildir source's paths: RCPT TO parsing into Postfix's lookup form
+ * (quoting, case, recipient_delimiter sets and their exceptions, hostile
+ * bytes and lengths), virtual(5)-style resolution against a fake in-memory
  * quota_source (aliases, alias domains, catch-all precedence, extensions,
  * self-reference, loops, depth and width limits, errors), the maildir
  * path builder (nothing leaves maildir_root) and the maildir source on a
@@ -24,7 +24,9 @@
 
 #include "address.h"
 #include "config.h"
+#include "quota_resolve.h"
 #include "quota_source.h"
+#include "fake_source.h"
 #include "fixture.h"
 
 #define NROWS(t)	(sizeof(t) / sizeof((t)[0]))
@@ -216,12 +218,7 @@ test_display(void **state)
 
 /* ---- a fake source ------------------------------------------------------- */
 
-struct row {
-	const char *key, *value;
-	unsigned long long quota;
-};
-
-static const struct row fake_aliases[] = {
+static const struct fake_row fake_aliases[] = {
 	{"bob@example.org", "bob@example.org", 0},
 	{"bob+special@example.org", "alice@example.org", 0},
 	{"sales@example.org", "alice@example.org, carol@example.org", 0},
@@ -255,13 +252,13 @@ static const struct row fake_aliases[] = {
 	 "w16@w.example,w17@w.example", 0},
 };
 
-static const struct row fake_alias_domains[] = {
+static const struct fake_row fake_alias_domains[] = {
 	{"alias.example", "Example.ORG", 0},
 	{"self.example", "self.example", 0},
 	{"bad.example", NULL, 0},
 };
 
-static const struct row fake_mailboxes[] = {
+static const struct fake_row fake_mailboxes[] = {
 	{"bob@example.org", "/v/example.org/bob/", 1000},
 	{"alice@example.org", "/v/example.org/alice/", 2000},
 	{"carol@example.org", "/v/example.org/carol/", 0},
@@ -281,69 +278,13 @@ static const struct row fake_mailboxes[] = {
 	{"w17@w.example", "/v/w/17", 1},
 };
 
-static unsigned fake_calls;
-
-/* Find key among n rows: OK, NOT_FOUND, or ERROR for a row without value. */
-static enum source_status
-fake_find(const struct row *rows, size_t n, const char *key, const struct row **out)
-{
-	fake_calls++;
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(rows[i].key, key) == 0) {
-			*out = &rows[i];
-			return rows[i].value ? SOURCE_OK : SOURCE_ERROR;
-		}
-	}
-	return SOURCE_NOT_FOUND;
-}
-
-static enum source_status
-fake_alias_domain(struct quota_source *src, const char *domain, char *target, size_t size)
-{
-	const struct row *r;
-	enum source_status st = fake_find(fake_alias_domains, NROWS(fake_alias_domains), domain, &r);
-
-	(void)src;
-	if (st == SOURCE_OK)
-		snprintf(target, size, "%s", r->value);
-	return st;
-}
-
-static enum source_status
-fake_alias(struct quota_source *src, const char *address, char *list, size_t size)
-{
-	const struct row *r;
-	enum source_status st = fake_find(fake_aliases, NROWS(fake_aliases), address, &r);
-
-	(void)src;
-	if (st == SOURCE_OK)
-		snprintf(list, size, "%s", r->value);
-	return st;
-}
-
-static enum source_status
-fake_mailbox(struct quota_source *src, const char *address, struct quota_mailbox *out)
-{
-	const struct row *r;
-	enum source_status st = fake_find(fake_mailboxes, NROWS(fake_mailboxes), address, &r);
-
-	(void)src;
-	if (st == SOURCE_OK) {
-		out->quota = r->quota;
-		snprintf(out->maildir, sizeof(out->maildir), "%s", r->value);
-	}
-	return st;
-}
-
-static const struct quota_source_ops fake_ops = {
-	.name = "fake",
-	.alias_domain = fake_alias_domain,
-	.alias = fake_alias,
-	.mailbox = fake_mailbox,
-	.close = NULL,
+static struct fake_tables fake_tables = {
+	.aliases = fake_aliases, .naliases = NROWS(fake_aliases),
+	.alias_domains = fake_alias_domains, .nalias_domains = NROWS(fake_alias_domains),
+	.mailboxes = fake_mailboxes, .nmailboxes = NROWS(fake_mailboxes),
 };
 
-static struct quota_source fake = {.ops = &fake_ops, .state = NULL};
+static struct quota_source fake = {.ops = &fake_source_ops, .state = &fake_tables};
 
 /* Resolve text; returns the status, fills res. */
 static enum source_status
@@ -353,7 +294,7 @@ resolve_text(const char *text, const char *delims, struct resolution *res)
 
 	assert_int_equal(address_parse(text, strlen(text), delims, &a), ADDRESS_OK);
 	fake_calls = 0;
-	return address_resolve(&fake, &a, delims, res);
+	return quota_resolve(&fake, &a, delims, res);
 }
 
 /* Assert that text resolves, without limits, to exactly the mailboxes listed (NULL-ended). */
@@ -444,19 +385,19 @@ static void
 test_resolve_no_aliases(void **state)
 {
 	static const struct quota_source_ops ops = {
-		.name = "mailboxes-only", .mailbox = fake_mailbox,
+		.name = "mailboxes-only", .mailbox = fake_source_mailbox,
 	};
-	struct quota_source src = {.ops = &ops};
+	struct quota_source src = {.ops = &ops, .state = &fake_tables};
 	struct resolution *res = malloc(sizeof(*res));
 	struct address a;
 
 	(void)state;
 	assert_non_null(res);
 	assert_int_equal(address_parse("<sales@example.org>", 19, "+", &a), ADDRESS_OK);
-	assert_int_equal(address_resolve(&src, &a, "+", res), SOURCE_OK);
+	assert_int_equal(quota_resolve(&src, &a, "+", res), SOURCE_OK);
 	assert_int_equal(res->nmailboxes, 0);
 	assert_int_equal(address_parse("<bob+x@example.org>", 19, "+", &a), ADDRESS_OK);
-	assert_int_equal(address_resolve(&src, &a, "+", res), SOURCE_OK);
+	assert_int_equal(quota_resolve(&src, &a, "+", res), SOURCE_OK);
 	assert_int_equal(res->nmailboxes, 1);
 	assert_string_equal(res->mailboxes[0].address, "bob@example.org");
 	free(res);

@@ -25,10 +25,13 @@
 #include <cmocka.h>
 
 #include "address.h"
+#include "clock.h"
 #include "config.h"
 #include "maildirsize.h"
 #include "quota.h"
+#include "quota_cache.h"
 #include "quota_source.h"
+#include "fake_source.h"
 #include "fixture.h"
 
 #define NROWS(t)	(sizeof(t) / sizeof((t)[0]))
@@ -61,12 +64,7 @@ maildir(const char *name, const char *text)
 
 /* ---- the fake source ------------------------------------------------------ */
 
-struct row {
-	const char *key, *value;
-	unsigned long long quota;
-};
-
-static const struct row aliases[] = {
+static const struct fake_row aliases[] = {
 	{"both@example.org", "bob@example.org, alice@example.org", 0},
 	{"fulls@example.org", "bob@example.org, carl@example.org", 0},
 	{"fullext@example.org", "bob@example.org, someone@remote.example", 0},
@@ -75,7 +73,7 @@ static const struct row aliases[] = {
 	{"aliasfail@example.org", NULL, 0},
 };
 
-static const struct row mailboxes[] = {
+static const struct fake_row mailboxes[] = {
 	{"bob@example.org", "bob", 1000},	/* 1200 used: full */
 	{"carl@example.org", "carl", 1000},	/* 1000 used: exactly at the limit */
 	{"alice@example.org", "alice", 2000},	/* 100 used */
@@ -84,85 +82,20 @@ static const struct row mailboxes[] = {
 	{"linked@example.org", "linked", 10},	/* a symlink: unreadable */
 };
 
-static _Atomic unsigned calls;	/* touched by test_threads' workers too */
-static bool failing;
-
-/* Find key among rows. */
-static enum source_status
-find(const struct row *rows, size_t n, const char *key, const struct row **out)
-{
-	calls++;
-	if (failing)
-		return SOURCE_ERROR;
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(rows[i].key, key) == 0) {
-			*out = &rows[i];
-			return rows[i].value ? SOURCE_OK : SOURCE_ERROR;
-		}
-	}
-	return SOURCE_NOT_FOUND;
-}
-
-static enum source_status
-fake_alias_domain(struct quota_source *src, const char *domain, char *target, size_t size)
-{
-	(void)src;
-	(void)domain;
-	(void)target;
-	(void)size;
-	calls++;
-	return failing ? SOURCE_ERROR : SOURCE_NOT_FOUND;
-}
-
-static enum source_status
-fake_alias(struct quota_source *src, const char *address, char *list, size_t size)
-{
-	const struct row *r;
-	enum source_status st = find(aliases, NROWS(aliases), address, &r);
-
-	(void)src;
-	if (st == SOURCE_OK)
-		snprintf(list, size, "%s", r->value);
-	return st;
-}
-
-static enum source_status
-fake_mailbox(struct quota_source *src, const char *address, struct quota_mailbox *out)
-{
-	const struct row *r;
-	enum source_status st = find(mailboxes, NROWS(mailboxes), address, &r);
-
-	(void)src;
-	if (st == SOURCE_OK) {
-		out->quota = r->quota;
-		snprintf(out->maildir, sizeof(out->maildir), "%s/%s/", tmpdir, r->value);
-	}
-	return st;
-}
-
-static void
-fake_close(struct quota_source *src)
-{
-	free(src);
-}
-
-static const struct quota_source_ops fake_ops = {
-	.name = "fake",
-	.alias_domain = fake_alias_domain,
-	.alias = fake_alias,
-	.mailbox = fake_mailbox,
-	.close = fake_close,
+/* No alias domains: every alias_domain lookup is "not found" (or fails with the rest). */
+static struct fake_tables tables = {
+	.aliases = aliases, .naliases = NROWS(aliases),
+	.mailboxes = mailboxes, .nmailboxes = NROWS(mailboxes),
+	.maildir_root = tmpdir,
 };
 
-/* Start the service on a fresh fake source. */
+/* Start the service on the fake source (which has nothing to close). */
 static void
 start_fake(bool remote)
 {
-	struct quota_source *src = calloc(1, sizeof(*src));
+	static struct quota_source src = {.ops = &fake_source_ops, .state = &tables};
 
-	assert_non_null(src);
-	src->ops = &fake_ops;
-	assert_true(quota_start_with(cfg, src, remote));
+	assert_true(quota_start_with(cfg, &src, remote));
 }
 
 static int
@@ -304,24 +237,24 @@ test_cache(void **state)
 	(void)state;
 	start_fake(false);
 	cfg->quota.cache_ttl = 30;
-	calls = 0;
+	fake_calls = 0;
 	assert_int_equal(verdict("<alice@example.org>", 0, NULL), QUOTA_NO_OPINION);
-	first = calls;
+	first = fake_calls;
 	assert_true(first >= 2);
 	/* 50 recipients of one mailbox: one lookup */
 	quota_stats(&before);
 	for (int i = 0; i < 50; i++)
 		assert_int_equal(verdict("<alice@example.org>", 0, NULL), QUOTA_NO_OPINION);
 	quota_stats(&after);
-	assert_int_equal(calls, first);
+	assert_int_equal(fake_calls, first);
 	assert_true(after.hits - before.hits >= 100);
 	assert_int_equal(after.source_calls, before.source_calls);
 	/* not-found answers are cached too */
-	calls = 0;
+	fake_calls = 0;
 	verdict("<nobody@example.org>", 0, NULL);
-	first = calls;
+	first = fake_calls;
 	verdict("<nobody@example.org>", 0, NULL);
-	assert_int_equal(calls, first);
+	assert_int_equal(fake_calls, first);
 	/* usage is cached: the mailbox fills, the cache does not see it until flushed */
 	snprintf(path, sizeof(path), "%s/alice/maildirsize", tmpdir);
 	assert_non_null(fp = fopen(path, "a"));
@@ -329,26 +262,26 @@ test_cache(void **state)
 	fclose(fp);
 	assert_int_equal(verdict("<alice@example.org>", 0, NULL), QUOTA_NO_OPINION);
 	quota_cache_flush();
-	calls = 0;
+	fake_calls = 0;
 	assert_int_equal(verdict("<alice@example.org>", 0, NULL), QUOTA_FULL);
-	assert_true(calls > 0);
+	assert_true(fake_calls > 0);
 	/* reload empties the cache too, and keeps a source whose settings did not change */
-	calls = 0;
+	fake_calls = 0;
 	quota_reload(cfg);
 	assert_int_equal(verdict("<alice@example.org>", 0, NULL), QUOTA_FULL);
-	assert_true(calls > 0);
+	assert_true(fake_calls > 0);
 	/* cache_ttl 0: every check asks */
 	cfg->quota.cache_ttl = 0;
-	calls = 0;
+	fake_calls = 0;
 	verdict("<alice@example.org>", 0, NULL);
-	first = calls;
+	first = fake_calls;
 	verdict("<alice@example.org>", 0, NULL);
-	assert_int_equal(calls, 2 * first);
+	assert_int_equal(fake_calls, 2 * first);
 	/* errors are not cached */
 	cfg->quota.cache_ttl = 30;
-	failing = true;
+	fake_failing = true;
 	assert_int_equal(verdict("<carl@example.org>", 0, NULL), QUOTA_ERROR);
-	failing = false;
+	fake_failing = false;
 	assert_int_equal(verdict("<carl@example.org>", 1, NULL), QUOTA_FULL);
 	/* restore alice */
 	assert_non_null(fp = fopen(path, "w"));
@@ -385,33 +318,33 @@ test_breaker(void **state)
 	start_fake(true);
 	cfg->quota.cache_ttl = 0;
 	assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_FULL);
-	failing = true;
-	calls = 0;
+	fake_failing = true;
+	fake_calls = 0;
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_ERROR);
-	assert_int_equal(calls, 3);	/* each check fails at its first lookup */
+	assert_int_equal(fake_calls, 3);	/* each check fails at its first lookup */
 	/* open: the server is not asked, the answer is immediate */
 	quota_stats(&before);
-	t0 = maildir_now_ms();
+	t0 = clock_ms();
 	for (int i = 0; i < 100; i++)
 		assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_ERROR);
-	assert_true(maildir_now_ms() - t0 < 1000);
+	assert_true(clock_ms() - t0 < 1000);
 	quota_stats(&after);
-	assert_int_equal(calls, 3);
+	assert_int_equal(fake_calls, 3);
 	assert_int_equal(after.breaker_skips - before.breaker_skips, 100);
 	/* after the open period one probe goes through; a failure reopens at once */
 	sleep(6);
 	assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_ERROR);
-	assert_int_equal(calls, 4);
+	assert_int_equal(fake_calls, 4);
 	assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_ERROR);
-	assert_int_equal(calls, 4);
+	assert_int_equal(fake_calls, 4);
 	/* the server is back: the next probe closes the breaker */
-	failing = false;
+	fake_failing = false;
 	sleep(6);
 	assert_int_equal(verdict("<bob@example.org>", 0, NULL), QUOTA_FULL);
-	n = calls;
+	n = fake_calls;
 	assert_int_equal(verdict("<alice@example.org>", 0, NULL), QUOTA_NO_OPINION);
-	assert_true(calls > n);
+	assert_true(fake_calls > n);
 	quota_stop();
 }
 
