@@ -66,6 +66,7 @@ quota_run(struct session *s, void *state, enum stage stage, struct verdict *v)
 		log_msg(res.skipped ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING, "quota: %s: %s%s%s",
 			addr.full, res.why, res.mailbox[0] ? " for " : "", res.mailbox);
 		v->kind = VERDICT_ERROR;
+		v->out_of_memory = res.out_of_memory;
 		set_subject(v, shown, shown_len);
 		break;
 	case QUOTA_NO_OPINION:

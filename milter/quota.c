@@ -526,12 +526,14 @@ quota_check(const struct config *cfg, const struct address *addr, unsigned long 
 	if ((res = malloc(sizeof(*res))) == NULL) {
 		service_release(svc);
 		out->why = "out of memory";
+		out->out_of_memory = true;
 		return out->verdict;
 	}
 	st = quota_resolve(&cached, addr, cfg->quota.recipient_delimiter, res);
 	if (st == SOURCE_ERROR) {
-		out->why = c.skipped ? "source skipped while its circuit breaker is open"
-		    : "source lookup failed";
+		out->out_of_memory = res->out_of_memory;
+		out->why = res->out_of_memory ? "out of memory" : c.skipped ?
+		    "source skipped while its circuit breaker is open" : "source lookup failed";
 		out->skipped = c.skipped;
 		strcpy(out->mailbox, addr->full);
 	} else if (res->limited) {

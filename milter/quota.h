@@ -40,6 +40,7 @@ struct quota_result {
 	size_t	nmailboxes, nfull, nerrors, nother;
 	const char *why;		/* static: "no local mailbox", "source failed", ... */
 	bool	skipped;		/* ERROR without asking: the circuit breaker is open */
+	bool	out_of_memory;		/* ERROR because an allocation failed */
 };
 
 /* Counters for the benchmark and debug logs. */

@@ -112,8 +112,10 @@ resolve_list(struct resolver *r, const struct address *a, const char *list, unsi
 	struct address *t = malloc(sizeof(*t));
 	enum source_status st = SOURCE_OK;
 
-	if (t == NULL)
+	if (t == NULL) {
+		r->out->out_of_memory = true;
 		return SOURCE_ERROR;
+	}
 	while (st == SOURCE_OK && *p != '\0') {
 		size_t	n;
 
@@ -150,8 +152,10 @@ resolve_in_domain(struct resolver *r, const struct address *a, const char *targe
 	}
 	memcpy(buf, a->full, n);
 	strcpy(buf + n, target);
-	if ((t = malloc(sizeof(*t))) == NULL)
+	if ((t = malloc(sizeof(*t))) == NULL) {
+		r->out->out_of_memory = true;
 		return SOURCE_ERROR;
+	}
 	if (address_parse(buf, strlen(buf), r->delimiters, t) != ADDRESS_OK)
 		r->out->nother++;
 	else
@@ -211,6 +215,7 @@ quota_resolve(struct quota_source *src, const struct address *addr, const char *
 	out->nmailboxes = out->nother = 0;
 	out->limited = false;
 	out->lookups = 0;
+	out->out_of_memory = r == NULL;
 	if (r == NULL)
 		return SOURCE_ERROR;
 	r->nseen = 0;

@@ -43,6 +43,7 @@ struct resolution {
 	size_t	nother;			/* targets that are no local mailbox (remote, unknown) */
 	bool	limited;		/* a bound cut the expansion: the list is partial */
 	unsigned lookups;		/* source calls made */
+	bool	out_of_memory;		/* SOURCE_ERROR because an allocation failed */
 };
 
 /*
