@@ -4,9 +4,10 @@
  *
  * Closed, every call goes ahead.  After threshold failures in a row it
  * opens for open_ms: calls are refused at once.  When that time is up,
- * exactly one caller is let through as the probe (the others keep being
- * refused); its success closes the breaker, its failure opens it again for
- * open_ms.  The quota source opens after 3 failures for 5 s, each
+ * exactly one caller is let through as the probe, and the others are
+ * refused until its outcome is recorded, however long it takes: its
+ * success closes the breaker, its failure opens it again for open_ms.
+ * So every call breaker_allow() lets through must be recorded.  The quota source opens after 3 failures for 5 s, each
  * memcached server after 1 for its retry interval.  The breaker returns
  * what changed, so that its owner logs in its own words.  Lock-free:
  * atomic words only.
@@ -22,8 +23,10 @@ struct breaker {
 	unsigned threshold;		/* failures in a row that open it (>= 1) */
 	unsigned open_ms;		/* how long it stays open */
 	atomic_uint failures;		/* in a row, while closed */
-	_Atomic uint64_t open_until;	/* clock_ms() deadline; 0: closed */
+	_Atomic uint64_t open_until;	/* clock_ms() deadline; 0: closed; BREAKER_PROBING */
 };
+
+#define BREAKER_PROBING UINT64_MAX	/* open, and the probe is in flight */
 
 enum breaker_change {
 	BREAKER_SAME,

@@ -108,8 +108,8 @@ policy_backend_error(struct session *s, enum stage stage, const struct check *ch
 	    : ON_ERROR_TEMPFAIL;
 
 	if (how == ON_ERROR_TEMPFAIL &&
-	    reply_set(&v->reply, 451, "4.3.0", v->subject, strlen(v->subject),
-		      "Temporary lookup failure")) {
+	    reply_set(&v->reply, 451, "4.3.0", v->subject[0] ? v->subject : NULL,
+		      strlen(v->subject), "Temporary lookup failure")) {
 		v->kind = VERDICT_REFUSE;
 		return;
 	}
@@ -163,9 +163,9 @@ policy_run(struct session *s, enum stage stage, struct verdict *out)
 void
 policy_transaction_end(struct session *s, bool accepted)
 {
-	if (s->tx.active)
-		for (size_t i = 0; i < check_count; i++)
-			if (check_table[i]->end != NULL)
-				check_table[i]->end(s, row_state(s, i), accepted);
+	/* Even without MAIL FROM: an RCPT the MTA sent out of order may have charged something. */
+	for (size_t i = 0; i < check_count; i++)
+		if (check_table[i]->end != NULL)
+			check_table[i]->end(s, row_state(s, i), accepted);
 	session_reset_transaction(s);
 }

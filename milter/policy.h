@@ -24,7 +24,8 @@ void	policy_run(struct session *s, enum stage stage, struct verdict *out);
 
 /*
  * The transaction ended, accepted by the MTA or not: every check gives
- * back what it must, and the transaction is forgotten.  Idempotent.
+ * back what it must (each check's end is idempotent), and the transaction
+ * is forgotten.
  */
 void	policy_transaction_end(struct session *s, bool accepted);
 

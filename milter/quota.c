@@ -2,8 +2,9 @@
  * quota.c - the quota service: source selection, the circuit breaker,
  * and the verdict for one recipient (see quota.h for the contract).
  *
- * The cache (quota_cache.c) wraps the source as a quota_source of its
- * own, so quota_resolve.c resolves through it unchanged: alias-domain,
+ * A caching source (cached_ops here, over the entries quota_cache.c
+ * keeps) wraps the real one as a quota_source of its own, so
+ * quota_resolve.c resolves through it unchanged: alias-domain,
  * alias and mailbox answers and maildir usage are kept for cache_ttl
  * seconds.  A reload empties it.
  *
