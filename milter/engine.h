@@ -52,21 +52,33 @@ struct milter_callbacks {
 	void	(*close)(struct milter_conn *c);
 };
 
-/* One implementation of the functions below. */
+/*
+ * One implementation of the functions below, in three parts: what a
+ * callback reads of its connection, what it asks of the MTA, and the
+ * run-time that serves connections.  The first two are the functions
+ * milter_getpriv() to milter_addheader() in the order declared below.
+ */
 struct milter_engine {
 	const char *name;		/* "libmilter" or "builtin", as in mxgate.conf */
-	void   *(*getpriv)(const struct milter_conn *c);
-	void	(*setpriv)(struct milter_conn *c, void *priv);
-	const char *(*getsymval)(const struct milter_conn *c, const char *name);
-	int	(*setsymlist)(struct milter_conn *c, int stage, const char *macros);
-	int	(*setreply)(struct milter_conn *c, const char *code, const char *dsn, const char *text);
-	int	(*quarantine)(struct milter_conn *c, const char *reason);
-	int	(*addheader)(struct milter_conn *c, const char *name, const char *value);
-	int	(*listen)(const struct milter_socket *sock);
-	int	(*run)(const struct milter_callbacks *cb, unsigned idle_timeout);
-	void	(*stop)(void);
-	/* Its run-time takes SIGTERM/SIGINT/SIGHUP itself (libmilter's signal thread). */
-	bool	own_stop_signals;
+	struct {
+		void   *(*getpriv)(const struct milter_conn *c);
+		void	(*setpriv)(struct milter_conn *c, void *priv);
+		const char *(*getsymval)(const struct milter_conn *c, const char *name);
+	}	conn;
+	struct {
+		int	(*setsymlist)(struct milter_conn *c, int stage, const char *macros);
+		int	(*setreply)(struct milter_conn *c, const char *code, const char *dsn,
+				    const char *text);
+		int	(*quarantine)(struct milter_conn *c, const char *reason);
+		int	(*addheader)(struct milter_conn *c, const char *name, const char *value);
+	}	mta;
+	struct {
+		int	(*listen)(const struct milter_socket *sock);
+		int	(*run)(const struct milter_callbacks *cb, unsigned idle_timeout);
+		void	(*stop)(void);
+		/* It takes SIGTERM/SIGINT/SIGHUP itself (libmilter's signal thread). */
+		bool	own_stop_signals;
+	}	serve;
 };
 
 extern const struct milter_engine milter_engine_libmilter;

@@ -95,10 +95,10 @@ parse_options(int argc, char **argv, struct options *opt)
 		case 'p':
 			opt->socket = optarg;
 			break;
-		case 'f':
+		case 'f':	/* stay attached; log to stderr as well */
 			opt->foreground = true;
 			break;
-		case 't':
+		case 't':	/* check the configuration, start nothing */
 			opt->test_only = true;
 			break;
 		case 'V':
@@ -424,6 +424,99 @@ drop_privileges(const char *user, const struct milter_socket *sock)
 	return true;
 }
 
+/* The configuration to start on; -t and a configuration error end here. */
+static struct config *
+load_or_exit(const struct options *opt)
+{
+	struct config *cfg = config_load(opt->config_path, report_stderr, NULL);
+
+	if (opt->test_only) {
+		if (cfg != NULL)
+			printf("%s: configuration OK\n", opt->config_path ? opt->config_path : "(defaults)");
+		config_release(cfg);
+		exit(cfg ? 0 : 1);
+	}
+	if (cfg == NULL) {
+		fprintf(stderr, "mxgate: configuration error, not started\n");
+		exit(1);
+	}
+	return cfg;
+}
+
+/*
+ * Blocked from here on, in every thread mxgate or libmilter starts:
+ * SIGUSR1 is for the reload thread, SIGTERM/SIGINT/SIGHUP for the one
+ * stop thread (one that arrives before it runs waits for it); any other
+ * thread would take them with their default action (death).
+ */
+static void
+block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/* The milter socket, srwxrwx---: the MTA reaches it through the group of `user`. */
+static bool
+open_socket(const struct milter_socket *sock, const char *spec)
+{
+	mode_t	old_mask = umask(007);
+
+	if (milter_listen(sock) != 0) {
+		umask(old_mask);
+		log_error("cannot open milter socket %s", spec);
+		return false;
+	}
+	umask(old_mask);
+	return true;
+}
+
+/* The threads mxgate starts beside the engine's. */
+struct threads {
+	pthread_t reloader;
+	pthread_t stopper;		/* only for an engine without its own stop signals */
+};
+
+/* The reload thread, and the stop thread unless the engine takes stop signals itself. */
+static bool
+threads_start(struct threads *t, const struct milter_engine *engine, const char *config_path)
+{
+	if (pthread_create(&t->reloader, NULL, reload_main, (void *)config_path) != 0 ||
+	    (!engine->serve.own_stop_signals && pthread_create(&t->stopper, NULL, stop_main, NULL) != 0)) {
+		log_error("cannot start the reload and stop threads");
+		return false;
+	}
+	return true;
+}
+
+/* At stop: both threads ended and joined (the reload thread is never cancelled). */
+static void
+threads_stop(struct threads *t, const struct milter_engine *engine)
+{
+	if (!engine->serve.own_stop_signals) {
+		pthread_cancel(t->stopper);	/* gone already after a signal; not if milter_run failed */
+		pthread_join(t->stopper, NULL);
+	}
+	atomic_store(&reload_done, true);
+	pthread_kill(t->reloader, SIGUSR1);
+	pthread_join(t->reloader, NULL);
+}
+
+/* A start that fails once the pidfile is written. */
+static int
+start_failed(struct config *cfg)
+{
+	own_files_remove();
+	config_release(cfg);
+	return 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -433,23 +526,11 @@ main(int argc, char **argv)
 	struct milter_socket sock;
 	char	why[300];
 	const struct milter_engine *engine;
-	pthread_t reloader, stopper;
-	sigset_t set;
-	mode_t	old_mask;
+	struct threads threads;
 	int	status;
 
 	parse_options(argc, argv, &opt);
-	cfg = config_load(opt.config_path, report_stderr, NULL);
-	if (opt.test_only) {
-		if (cfg != NULL)
-			printf("%s: configuration OK\n", opt.config_path ? opt.config_path : "(defaults)");
-		config_release(cfg);
-		return cfg ? 0 : 1;
-	}
-	if (cfg == NULL) {
-		fprintf(stderr, "mxgate: configuration error, not started\n");
-		return 1;
-	}
+	cfg = load_or_exit(&opt);
 	socket_spec = opt.socket ? opt.socket : cfg->socket;
 	if (!milter_socket_parse(socket_spec, &sock, why, sizeof(why))) {
 		fprintf(stderr, "mxgate: -p %s\n", why);
@@ -462,27 +543,9 @@ main(int argc, char **argv)
 	log_set_level(cfg->log_level);
 	config_install(cfg);
 	signal(SIGPIPE, SIG_IGN);
-	/*
-	 * Blocked from here on, in every thread mxgate or libmilter starts:
-	 * SIGUSR1 is for the reload thread, SIGTERM/SIGINT/SIGHUP for the one
-	 * stop thread (one that arrives before it runs waits for it); any other
-	 * thread would take them with their default action (death).
-	 */
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-
-	/* srwxrwx---: the MTA reaches it through the group of `user`. */
-	old_mask = umask(007);
-	if (milter_listen(&sock) != 0) {
-		umask(old_mask);
-		log_error("cannot open milter socket %s", socket_spec);
+	block_signals();
+	if (!open_socket(&sock, socket_spec))
 		return 1;
-	}
-	umask(old_mask);
 	if (!opt.foreground)
 		daemonize();
 	cfg = config_current();
@@ -490,18 +553,9 @@ main(int argc, char **argv)
 		config_release(cfg);
 		return 1;
 	}
-	if (!drop_privileges(cfg->user, &sock) || !services_start(cfg)) {
-		own_files_remove();
-		config_release(cfg);
-		return 1;
-	}
-	if (pthread_create(&reloader, NULL, reload_main, (void *)opt.config_path) != 0 ||
-	    (!engine->own_stop_signals && pthread_create(&stopper, NULL, stop_main, NULL) != 0)) {
-		log_error("cannot start the reload and stop threads");
-		own_files_remove();
-		config_release(cfg);
-		return 1;
-	}
+	if (!drop_privileges(cfg->user, &sock) || !services_start(cfg) ||
+	    !threads_start(&threads, engine, opt.config_path))
+		return start_failed(cfg);
 	log_info("mxgate %s listening on %s (engine %s, configuration %s)", PACKAGE_VERSION,
 		 socket_spec, engine->name, opt.config_path ? opt.config_path : "(defaults)");
 	/*
@@ -513,13 +567,7 @@ main(int argc, char **argv)
 	 */
 	status = milter_run(&mxgate_callbacks, 7210);
 	log_info("mxgate stopping");
-	if (!engine->own_stop_signals) {
-		pthread_cancel(stopper);	/* gone already after a signal; not if milter_run failed */
-		pthread_join(stopper, NULL);
-	}
-	atomic_store(&reload_done, true);
-	pthread_kill(reloader, SIGUSR1);
-	pthread_join(reloader, NULL);
+	threads_stop(&threads, engine);
 	services_stop();
 	own_files_remove();
 	config_release(cfg);

@@ -39,13 +39,10 @@ void	proto_conn_free(struct milter_conn *c);	/* the filter's close, then everyth
 bool	proto_in_reserve(struct milter_conn *c);	/* room for the next read */
 bool	proto_process(struct milter_conn *c);		/* every whole packet read; false: end it */
 
-void   *proto_getpriv(const struct milter_conn *c);
-void	proto_setpriv(struct milter_conn *c, void *priv);
-const char *proto_getsymval(const struct milter_conn *c, const char *name);
-int	proto_setsymlist(struct milter_conn *c, int stage, const char *macros);
-int	proto_setreply(struct milter_conn *c, const char *code, const char *dsn, const char *text);
-int	proto_quarantine(struct milter_conn *c, const char *reason);
-int	proto_addheader(struct milter_conn *c, const char *name, const char *value);
+/* milter_pool.c: the engine's run-time (engine.h's listen, run and stop). */
+int	pool_listen(const struct milter_socket *sock);
+int	pool_run(const struct milter_callbacks *cb, unsigned idle_timeout);
+void	pool_stop(void);
 
 /* milter_listen.c: the listening socket of sock, or -1 after logging. */
 int	listener_open(const struct milter_socket *sock);

@@ -23,59 +23,59 @@ milter_current(void)
 void   *
 milter_getpriv(const struct milter_conn *c)
 {
-	return current->getpriv(c);
+	return current->conn.getpriv(c);
 }
 
 void
 milter_setpriv(struct milter_conn *c, void *priv)
 {
-	current->setpriv(c, priv);
+	current->conn.setpriv(c, priv);
 }
 
 const char *
 milter_getsymval(const struct milter_conn *c, const char *name)
 {
-	return current->getsymval(c, name);
+	return current->conn.getsymval(c, name);
 }
 
 int
 milter_setsymlist(struct milter_conn *c, int stage, const char *macros)
 {
-	return current->setsymlist(c, stage, macros);
+	return current->mta.setsymlist(c, stage, macros);
 }
 
 int
 milter_setreply(struct milter_conn *c, const char *code, const char *dsn, const char *text)
 {
-	return current->setreply(c, code, dsn, text);
+	return current->mta.setreply(c, code, dsn, text);
 }
 
 int
 milter_quarantine(struct milter_conn *c, const char *reason)
 {
-	return current->quarantine(c, reason);
+	return current->mta.quarantine(c, reason);
 }
 
 int
 milter_addheader(struct milter_conn *c, const char *name, const char *value)
 {
-	return current->addheader(c, name, value);
+	return current->mta.addheader(c, name, value);
 }
 
 int
 milter_listen(const struct milter_socket *sock)
 {
-	return current->listen(sock);
+	return current->serve.listen(sock);
 }
 
 int
 milter_run(const struct milter_callbacks *cb, unsigned idle_timeout)
 {
-	return current->run(cb, idle_timeout);
+	return current->serve.run(cb, idle_timeout);
 }
 
 void
 milter_stop(void)
 {
-	current->stop();
+	current->serve.stop();
 }

@@ -27,6 +27,7 @@
  */
 #include "engine.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -176,6 +177,17 @@ lm_addheader(struct milter_conn *c, const char *name, const char *value)
 
 /* ---- callbacks in flight ------------------------------------------------ */
 
+/* After a callback (or instead of one): the last one out wakes lm_run(). */
+static void
+lm_leave(void)
+{
+	if (atomic_fetch_sub(&lm_inflight, 1) == 1 && atomic_load(&lm_stopping)) {
+		pthread_mutex_lock(&lm_lock);
+		pthread_cond_broadcast(&lm_idle);
+		pthread_mutex_unlock(&lm_lock);
+	}
+}
+
 /*
  * Before a callback: false once milter_run() is returning (do nothing);
  * else *w is the connection's record, made on first use (NULL: out of
@@ -186,11 +198,7 @@ lm_enter(SMFICTX *ctx, struct lm_conn **w)
 {
 	atomic_fetch_add(&lm_inflight, 1);
 	if (atomic_load(&lm_stopping)) {
-		if (atomic_fetch_sub(&lm_inflight, 1) == 1) {
-			pthread_mutex_lock(&lm_lock);
-			pthread_cond_broadcast(&lm_idle);
-			pthread_mutex_unlock(&lm_lock);
-		}
+		lm_leave();
 		*w = NULL;
 		return false;
 	}
@@ -199,14 +207,21 @@ lm_enter(SMFICTX *ctx, struct lm_conn **w)
 	return true;
 }
 
-static void
-lm_leave(void)
+/*
+ * Before a step that answers the MTA: the connection's record, or NULL
+ * (stopping, or no memory for the record: the step is refused) with
+ * nothing left to undo.
+ */
+static struct lm_conn *
+lm_begin(SMFICTX *ctx)
 {
-	if (atomic_fetch_sub(&lm_inflight, 1) == 1 && atomic_load(&lm_stopping)) {
-		pthread_mutex_lock(&lm_lock);
-		pthread_cond_broadcast(&lm_idle);
-		pthread_mutex_unlock(&lm_lock);
-	}
+	struct lm_conn *w;
+
+	if (!lm_enter(ctx, &w))
+		return NULL;
+	if (w == NULL)
+		lm_leave();
+	return w;
 }
 
 /*
@@ -229,21 +244,69 @@ lm_answer(struct lm_conn *w, unsigned long nr_bit, sfsistat r)
 
 #define CONN(ctx)	((struct milter_conn *)(void *)(ctx))
 
+/* The SMTP steps that hand the filter a string, an argv, or nothing. */
+enum lm_step { LM_CONNECT, LM_HELO, LM_ENVFROM, LM_ENVRCPT, LM_DATA, LM_EOM };
+
+/* What libmilter handed a step's shell. */
+struct lm_args {
+	const char *s;			/* connect: the host name; helo: the name */
+	const struct sockaddr *addr;	/* connect */
+	char  **argv;			/* envfrom, envrcpt */
+};
+
+/* The filter's callback for step, SMFIS_CONTINUE when it has none. */
+static sfsistat
+lm_call(struct milter_conn *c, enum lm_step step, const struct lm_args *a)
+{
+	const struct milter_callbacks *cb = lm_cb;
+
+	switch (step) {
+	case LM_CONNECT:
+		return cb->connect ? cb->connect(c, a->s, a->addr) : SMFIS_CONTINUE;
+	case LM_HELO:
+		return cb->helo ? cb->helo(c, a->s) : SMFIS_CONTINUE;
+	case LM_ENVFROM:
+		return cb->envfrom ? cb->envfrom(c, a->argv) : SMFIS_CONTINUE;
+	case LM_ENVRCPT:
+		return cb->envrcpt ? cb->envrcpt(c, a->argv) : SMFIS_CONTINUE;
+	case LM_DATA:
+		return cb->data ? cb->data(c) : SMFIS_CONTINUE;
+	case LM_EOM:
+		return cb->eom ? cb->eom(c) : SMFIS_CONTINUE;
+	}
+	assert(!"unknown step");
+	return SMFIS_TEMPFAIL;
+}
+
+/*
+ * Every shell of a step that answers: the record, the callback, the answer
+ * (with the SMFIP_NR_* bit that waives it; EOM always has one).
+ */
+static sfsistat
+lm_step(SMFICTX *ctx, enum lm_step step, struct lm_args a)
+{
+	static const unsigned long nr_bit[] = {
+		[LM_CONNECT] = SMFIP_NR_CONN, [LM_HELO] = SMFIP_NR_HELO, [LM_ENVFROM] = SMFIP_NR_MAIL,
+		[LM_ENVRCPT] = SMFIP_NR_RCPT, [LM_DATA] = SMFIP_NR_DATA, [LM_EOM] = 0,
+	};
+	struct lm_conn *w = lm_begin(ctx);
+
+	if (w == NULL)
+		return SMFIS_TEMPFAIL;
+	return lm_answer(w, nr_bit[step], lm_call(CONN(ctx), step, &a));
+}
+
 static sfsistat
 xx_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2, unsigned long f3,
 	     unsigned long *pf0, unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
-	struct lm_conn *w;
+	struct lm_conn *w = lm_begin(ctx);
 	unsigned long actions = 0, steps = 0;
 	sfsistat r = SMFIS_CONTINUE;
 
 	(void)f2, (void)f3;
-	if (!lm_enter(ctx, &w))
+	if (w == NULL)
 		return SMFIS_REJECT;
-	if (w == NULL) {
-		lm_leave();
-		return SMFIS_REJECT;
-	}
 	if (lm_cb->negotiate != NULL)
 		r = lm_cb->negotiate(CONN(ctx), f0, f1, &actions, &steps);
 	*pf0 = actions & f0;
@@ -256,88 +319,40 @@ xx_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 static sfsistat
 xx_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *addr)
 {
-	struct lm_conn *w;
-
-	if (!lm_enter(ctx, &w))
-		return SMFIS_TEMPFAIL;
-	if (w == NULL) {
-		lm_leave();
-		return SMFIS_TEMPFAIL;
-	}
-	return lm_answer(w, SMFIP_NR_CONN,
-			 lm_cb->connect ? lm_cb->connect(CONN(ctx), hostname, addr) : SMFIS_CONTINUE);
+	return lm_step(ctx, LM_CONNECT, (struct lm_args){.s = hostname, .addr = addr});
 }
 
 static sfsistat
 xx_helo(SMFICTX *ctx, char *name)
 {
-	struct lm_conn *w;
-
-	if (!lm_enter(ctx, &w))
-		return SMFIS_TEMPFAIL;
-	if (w == NULL) {
-		lm_leave();
-		return SMFIS_TEMPFAIL;
-	}
-	return lm_answer(w, SMFIP_NR_HELO, lm_cb->helo ? lm_cb->helo(CONN(ctx), name) : SMFIS_CONTINUE);
+	return lm_step(ctx, LM_HELO, (struct lm_args){.s = name});
 }
 
 static sfsistat
 xx_envfrom(SMFICTX *ctx, char **argv)
 {
-	struct lm_conn *w;
-
-	if (!lm_enter(ctx, &w))
-		return SMFIS_TEMPFAIL;
-	if (w == NULL) {
-		lm_leave();
-		return SMFIS_TEMPFAIL;
-	}
-	return lm_answer(w, SMFIP_NR_MAIL, lm_cb->envfrom ? lm_cb->envfrom(CONN(ctx), argv) : SMFIS_CONTINUE);
+	return lm_step(ctx, LM_ENVFROM, (struct lm_args){.argv = argv});
 }
 
 static sfsistat
 xx_envrcpt(SMFICTX *ctx, char **argv)
 {
-	struct lm_conn *w;
-
-	if (!lm_enter(ctx, &w))
-		return SMFIS_TEMPFAIL;
-	if (w == NULL) {
-		lm_leave();
-		return SMFIS_TEMPFAIL;
-	}
-	return lm_answer(w, SMFIP_NR_RCPT, lm_cb->envrcpt ? lm_cb->envrcpt(CONN(ctx), argv) : SMFIS_CONTINUE);
+	return lm_step(ctx, LM_ENVRCPT, (struct lm_args){.argv = argv});
 }
 
 static sfsistat
 xx_data(SMFICTX *ctx)
 {
-	struct lm_conn *w;
-
-	if (!lm_enter(ctx, &w))
-		return SMFIS_TEMPFAIL;
-	if (w == NULL) {
-		lm_leave();
-		return SMFIS_TEMPFAIL;
-	}
-	return lm_answer(w, SMFIP_NR_DATA, lm_cb->data ? lm_cb->data(CONN(ctx)) : SMFIS_CONTINUE);
+	return lm_step(ctx, LM_DATA, (struct lm_args){.s = NULL});
 }
 
 static sfsistat
 xx_eom(SMFICTX *ctx)
 {
-	struct lm_conn *w;
-
-	if (!lm_enter(ctx, &w))
-		return SMFIS_TEMPFAIL;
-	if (w == NULL) {
-		lm_leave();
-		return SMFIS_TEMPFAIL;
-	}
-	return lm_answer(w, 0, lm_cb->eom ? lm_cb->eom(CONN(ctx)) : SMFIS_CONTINUE);
+	return lm_step(ctx, LM_EOM, (struct lm_args){.s = NULL});
 }
 
+/* Abort and close answer nothing; without a record there is nothing to end. */
 static sfsistat
 xx_abort(SMFICTX *ctx)
 {
@@ -368,19 +383,24 @@ xx_close(SMFICTX *ctx)
 	return SMFIS_CONTINUE;
 }
 
+/* In smfiDesc's order, as libmilter's own sample filter writes it. */
 static struct smfiDesc lm_desc = {
-	.xxfi_name = "mxgate",
-	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_QUARANTINE,
-	.xxfi_connect = xx_connect,
-	.xxfi_helo = xx_helo,
-	.xxfi_envfrom = xx_envfrom,
-	.xxfi_envrcpt = xx_envrcpt,
-	.xxfi_eom = xx_eom,
-	.xxfi_abort = xx_abort,
-	.xxfi_close = xx_close,
-	.xxfi_data = xx_data,
-	.xxfi_negotiate = xx_negotiate,
+	"mxgate",			/* filter name */
+	SMFI_VERSION,			/* version code */
+	SMFIF_ADDHDRS | SMFIF_QUARANTINE, /* actions it may take */
+	xx_connect,			/* connection info */
+	xx_helo,			/* SMTP HELO */
+	xx_envfrom,			/* envelope sender */
+	xx_envrcpt,			/* envelope recipient */
+	NULL,				/* header: not used */
+	NULL,				/* end of header: not used */
+	NULL,				/* body block: not used */
+	xx_eom,				/* end of message */
+	xx_abort,			/* message aborted */
+	xx_close,			/* connection cleanup */
+	NULL,				/* unknown SMTP command: not used */
+	xx_data,			/* DATA */
+	xx_negotiate,			/* option negotiation */
 };
 
 /* ---- listening and running ---------------------------------------------- */
@@ -439,15 +459,7 @@ lm_stop(void)
 
 const struct milter_engine milter_engine_libmilter = {
 	.name = "libmilter",
-	.getpriv = lm_getpriv,
-	.setpriv = lm_setpriv,
-	.getsymval = lm_getsymval,
-	.setsymlist = lm_setsymlist,
-	.setreply = lm_setreply,
-	.quarantine = lm_quarantine,
-	.addheader = lm_addheader,
-	.listen = lm_listen,
-	.run = lm_run,
-	.stop = lm_stop,
-	.own_stop_signals = true,
+	.conn = {lm_getpriv, lm_setpriv, lm_getsymval},
+	.mta = {lm_setsymlist, lm_setreply, lm_quarantine, lm_addheader},
+	.serve = {.listen = lm_listen, .run = lm_run, .stop = lm_stop, .own_stop_signals = true},
 };

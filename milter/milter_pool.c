@@ -3,7 +3,8 @@
  * threads blocks in accept(); a thread serves the connection it accepted
  * until it ends, then accepts again (a spare thread is started whenever the
  * last idle one takes a connection).  A connection's callbacks always run
- * on its own thread, one at a time.
+ * on its own thread, one at a time.  pool_listen, pool_run and pool_stop
+ * are the builtin engine's listen, run and stop (milter_builtin.h).
  *
  * Thread-safety: the pool counters and the list of open connections (for
  * milter_stop) are under one mutex, never held across I/O.
@@ -91,7 +92,7 @@ static struct {
 };
 
 
-static int
+int
 pool_listen(const struct milter_socket *sock)
 {
 	int	fd = listener_open(sock);
@@ -142,6 +143,31 @@ socket_options(int fd, bool tcp)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/*
+ * accept() failed with err, eng.lock held (and held again on return): out
+ * of descriptors or memory, pause and log once in a while; an interrupted
+ * or aborted accept is simply retried.
+ */
+static void
+accept_failed(int err)
+{
+	static time_t logged;	/* under eng.lock */
+	time_t	now;
+	bool	say;
+
+	if (err == EINTR || err == ECONNABORTED || err == EAGAIN)
+		return;
+	now = time(NULL);
+	if ((say = now - logged >= 10))
+		logged = now;
+	pthread_mutex_unlock(&eng.lock);
+	if (say)
+		log_warning("milter accept: %s", strerror(err));
+	usleep(100000);
+	pthread_mutex_lock(&eng.lock);
+}
+
+/* A pool thread: accept, serve, accept again, until stop or too many are idle. */
 static void *
 worker_main(void *arg)
 {
@@ -163,20 +189,7 @@ worker_main(void *arg)
 			break;
 		}
 		if (fd < 0) {
-			if (err != EINTR && err != ECONNABORTED && err != EAGAIN) {
-				/* Out of descriptors or memory: pause, log once in a while. */
-				static time_t logged;	/* under eng.lock */
-				time_t	now = time(NULL);
-				bool	say = now - logged >= 10;
-
-				if (say)
-					logged = now;
-				pthread_mutex_unlock(&eng.lock);
-				if (say)
-					log_warning("milter accept: %s", strerror(err));
-				usleep(100000);
-				pthread_mutex_lock(&eng.lock);
-			}
+			accept_failed(err);
 			continue;
 		}
 		if ((c = proto_conn_new(eng.cb, fd)) == NULL) {
@@ -216,7 +229,7 @@ worker_main(void *arg)
 	return NULL;
 }
 
-static int
+int
 pool_run(const struct milter_callbacks *cb, unsigned idle_timeout)
 {
 	struct timespec until;
@@ -265,7 +278,7 @@ pool_run(const struct milter_callbacks *cb, unsigned idle_timeout)
 	return 0;
 }
 
-static void
+void
 pool_stop(void)
 {
 	pthread_mutex_lock(&eng.lock);
@@ -273,18 +286,3 @@ pool_stop(void)
 	pthread_cond_broadcast(&eng.changed);
 	pthread_mutex_unlock(&eng.lock);
 }
-
-const struct milter_engine milter_engine_builtin = {
-	.name = "builtin",
-	.getpriv = proto_getpriv,
-	.setpriv = proto_setpriv,
-	.getsymval = proto_getsymval,
-	.setsymlist = proto_setsymlist,
-	.setreply = proto_setreply,
-	.quarantine = proto_quarantine,
-	.addheader = proto_addheader,
-	.listen = pool_listen,
-	.run = pool_run,
-	.stop = pool_stop,
-	.own_stop_signals = false,
-};

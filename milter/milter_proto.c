@@ -9,11 +9,14 @@
  * Anything malformed (a length over ENGINE_MAX_DATA, a string without its
  * NUL, a command before negotiation, an unknown command) ends the
  * connection, as libmilter does: the MTA then applies its own default for a
- * broken filter (Postfix's milter_default_action, tempfail by default).
+ * broken filter (Postfix's milter_default_action, tempfail by default).  So
+ * does a failed allocation (a buffer, a macro list): never a step run on
+ * half its input.
  * Macro lists are kept as the MTA sent them, one per stage, and read in
  * place; an odd number of strings drops the last name, never reads past
- * the list.  The in-memory connections of the unit tests and the fuzzer are
- * here too.
+ * the list.  The in-memory connections of the unit tests and the fuzzer,
+ * and the engine's table (milter_engine_builtin, its run-time in
+ * milter_pool.c) are here too.
  *
  * Thread-safety: a connection is touched only by the thread serving it.
  */
@@ -111,13 +114,13 @@ out_status(struct milter_conn *c, unsigned long nr_bit, sfsistat r)
 
 /* ---- what callbacks call ---------------------------------------------- */
 
-void   *
+static void *
 proto_getpriv(const struct milter_conn *c)
 {
 	return c->priv;
 }
 
-void
+static void
 proto_setpriv(struct milter_conn *c, void *priv)
 {
 	c->priv = priv;
@@ -144,7 +147,7 @@ macro_find(const char *list, size_t len, const char *name, size_t name_len)
 	return NULL;
 }
 
-const char *
+static const char *
 proto_getsymval(const struct milter_conn *c, const char *name)
 {
 	/* The latest stage first: a macro the MTA sent again is newer there. */
@@ -173,7 +176,7 @@ proto_getsymval(const struct milter_conn *c, const char *name)
 	return NULL;
 }
 
-int
+static int
 proto_setsymlist(struct milter_conn *c, int stage, const char *macros)
 {
 	char   *copy;
@@ -208,7 +211,7 @@ dsn_valid(const char *dsn, char class)
 	return true;
 }
 
-int
+static int
 proto_setreply(struct milter_conn *c, const char *code, const char *dsn, const char *text)
 {
 	int	n;
@@ -231,7 +234,7 @@ proto_setreply(struct milter_conn *c, const char *code, const char *dsn, const c
 	return 0;
 }
 
-int
+static int
 proto_quarantine(struct milter_conn *c, const char *reason)
 {
 	const void *part = reason;
@@ -244,7 +247,7 @@ proto_quarantine(struct milter_conn *c, const char *reason)
 	return c->out_failed ? -1 : 0;
 }
 
-int
+static int
 proto_addheader(struct milter_conn *c, const char *name, const char *value)
 {
 	const void *parts[2] = {name, value};
@@ -286,6 +289,7 @@ put_u32(uint8_t *p, uint32_t v)
 	memcpy(p, &v, sizeof(v));
 }
 
+/* SMFIC_OPTNEG: what the filter wants of what the MTA offers, and the macro lists. */
 static bool
 on_optneg(struct milter_conn *c, const uint8_t *data, size_t len)
 {
@@ -328,95 +332,119 @@ on_optneg(struct milter_conn *c, const uint8_t *data, size_t len)
 	return true;
 }
 
-/* The stage of an SMFIC_MACRO packet's command byte, -1 for one mxgate keeps none of. */
-static int
-macro_stage(uint8_t cmd)
+/*
+ * The MTA's commands for SMTP steps: the stage whose macros an
+ * SMFIC_MACRO packet for it carries (-1: mxgate keeps none), and the
+ * SMFIP_NR_* bit that waives its reply (0: it always has one).
+ */
+static const struct proto_cmd {
+	uint8_t	cmd;
+	int	stage;
+	unsigned long nr_bit;
+} proto_cmds[] = {
+	{SMFIC_CONNECT, SMFIM_CONNECT, SMFIP_NR_CONN},
+	{SMFIC_HELO, SMFIM_HELO, SMFIP_NR_HELO},
+	{SMFIC_MAIL, SMFIM_ENVFROM, SMFIP_NR_MAIL},
+	{SMFIC_RCPT, SMFIM_ENVRCPT, SMFIP_NR_RCPT},
+	{SMFIC_DATA, SMFIM_DATA, SMFIP_NR_DATA},
+	{SMFIC_HEADER, -1, SMFIP_NR_HDR},
+	{SMFIC_EOH, SMFIM_EOH, SMFIP_NR_EOH},
+	{SMFIC_BODY, -1, SMFIP_NR_BODY},
+	{SMFIC_BODYEOB, SMFIM_EOM, 0},
+	{SMFIC_UNKNOWN, -1, SMFIP_NR_UNKN},
+};
+
+/* The row of cmd, or NULL for a command that is not an SMTP step. */
+static const struct proto_cmd *
+cmd_row(uint8_t cmd)
 {
-	switch (cmd) {
-	case SMFIC_CONNECT:
-		return SMFIM_CONNECT;
-	case SMFIC_HELO:
-		return SMFIM_HELO;
-	case SMFIC_MAIL:
-		return SMFIM_ENVFROM;
-	case SMFIC_RCPT:
-		return SMFIM_ENVRCPT;
-	case SMFIC_DATA:
-		return SMFIM_DATA;
-	case SMFIC_BODYEOB:
-		return SMFIM_EOM;
-	case SMFIC_EOH:
-		return SMFIM_EOH;
-	default:
-		return -1;
-	}
+	for (size_t i = 0; i < sizeof(proto_cmds) / sizeof(proto_cmds[0]); i++)
+		if (proto_cmds[i].cmd == cmd)
+			return &proto_cmds[i];
+	return NULL;
 }
 
-static void
+/* An SMFIC_MACRO packet; false (the connection ends) when it cannot be kept. */
+static bool
 on_macro(struct milter_conn *c, const uint8_t *data, size_t len)
 {
-	int	stage;
+	const struct proto_cmd *row;
 	char   *copy;
 
-	if (len == 0 || (stage = macro_stage(data[0])) < 0)
-		return;
+	if (len == 0 || (row = cmd_row(data[0])) == NULL || row->stage < 0)
+		return true;
 	data++, len--;
 	/* Keep whole strings only: up to the last NUL. */
 	while (len > 0 && data[len - 1] != '\0')
 		len--;
+	/* Out of memory: the step would run without the MTA's macros; end it instead. */
 	if ((copy = malloc(len ? len : 1)) == NULL)
-		return;
+		return false;
 	memcpy(copy, data, len);
-	free(c->macros[stage]);
-	c->macros[stage] = copy;
-	c->macros_len[stage] = len;
+	free(c->macros[row->stage]);
+	c->macros[row->stage] = copy;
+	c->macros_len[row->stage] = len;
+	return true;
 }
 
+/*
+ * The client address of an SMFIC_CONNECT packet (family byte, port, then
+ * the address as text from p on), into *ss; NULL for anything short of
+ * that: an unknown client.
+ */
+static const struct sockaddr *
+connect_addr(const uint8_t *p, size_t left, struct sockaddr_storage *ss)
+{
+	char	text[INET6_ADDRSTRLEN + 8];
+	char	family;
+	uint16_t port;
+	const uint8_t *a, *end;
+	size_t	alen;
+
+	memset(ss, 0, sizeof(*ss));
+	if (left <= 3 || (*p != SMFIA_INET && *p != SMFIA_INET6))
+		return NULL;
+	family = (char)*p;
+	a = p + 3;
+	end = memchr(a, '\0', left - 3);
+	alen = end ? (size_t)(end - a) : 0;
+	memcpy(&port, p + 1, 2);
+	if (alen > 5 && strncasecmp((const char *)a, "IPv6:", 5) == 0)
+		a += 5, alen -= 5;
+	if (end == NULL || alen >= sizeof(text))
+		return NULL;
+	memcpy(text, a, alen);
+	text[alen] = '\0';
+	if (family == SMFIA_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, text, &sin->sin_addr) != 1)
+			return NULL;
+		sin->sin_family = AF_INET;
+		sin->sin_port = port;
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET6, text, &sin6->sin6_addr) != 1)
+			return NULL;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = port;
+	}
+	return (const struct sockaddr *)ss;
+}
+
+/* SMFIC_CONNECT: the host name, then the address connect_addr() reads. */
 static bool
 on_connect(struct milter_conn *c, const uint8_t *data, size_t len)
 {
-	const uint8_t *nul = memchr(data, '\0', len), *p;
+	const uint8_t *nul = memchr(data, '\0', len);
 	struct sockaddr_storage ss;
-	const struct sockaddr *addr = NULL;
-	char	text[INET6_ADDRSTRLEN + 8];
+	const struct sockaddr *addr;
 	sfsistat r = SMFIS_CONTINUE;
 
 	if (nul == NULL)
 		return false;
-	p = nul + 1;
-	memset(&ss, 0, sizeof(ss));
-	/* family byte, port, address: anything short of that is an unknown client */
-	if (len - (size_t)(p - data) > 3 && (*p == SMFIA_INET || *p == SMFIA_INET6)) {
-		char	family = (char)*p;
-		uint16_t port;
-		const uint8_t *a = p + 3, *end = memchr(a, '\0', len - (size_t)(a - data));
-		size_t	alen = end ? (size_t)(end - a) : 0;
-
-		memcpy(&port, p + 1, 2);
-		if (alen > 5 && strncasecmp((const char *)a, "IPv6:", 5) == 0)
-			a += 5, alen -= 5;
-		if (end != NULL && alen < sizeof(text)) {
-			memcpy(text, a, alen);
-			text[alen] = '\0';
-			if (family == SMFIA_INET) {
-				struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-				if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
-					sin->sin_family = AF_INET;
-					sin->sin_port = port;
-					addr = (struct sockaddr *)sin;
-				}
-			} else {
-				struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-				if (inet_pton(AF_INET6, text, &sin6->sin6_addr) == 1) {
-					sin6->sin6_family = AF_INET6;
-					sin6->sin6_port = port;
-					addr = (struct sockaddr *)sin6;
-				}
-			}
-		}
-	}
+	addr = connect_addr(nul + 1, len - (size_t)(nul + 1 - data), &ss);
 	if (c->cb->connect != NULL)
 		r = c->cb->connect(c, (const char *)data, addr);
 	out_status(c, SMFIP_NR_CONN, r);
@@ -441,86 +469,86 @@ split_args(const uint8_t *data, size_t len, char **argv)
 	return true;
 }
 
-/* One packet; false when the connection must end. */
+/* HELO, MAIL, RCPT, DATA: the filter's callback for the step, and its reply. */
 static bool
-on_packet(struct milter_conn *c, uint8_t cmd, const uint8_t *data, size_t len)
+on_step(struct milter_conn *c, uint8_t cmd, const uint8_t *data, size_t len)
 {
-	char   *argv[ENGINE_MAX_ARGS + 1];
 	const struct milter_callbacks *cb = c->cb;
+	char   *argv[ENGINE_MAX_ARGS + 1];
 	sfsistat r = SMFIS_CONTINUE;
 
-	if (cmd == SMFIC_OPTNEG)
-		return on_optneg(c, data, len);
-	if (!c->negotiated)
-		return false;
-	switch (cmd) {
-	case SMFIC_MACRO:
-		on_macro(c, data, len);
-		return true;
-	case SMFIC_CONNECT:
-		return on_connect(c, data, len);
-	case SMFIC_HELO:
+	if (cmd == SMFIC_HELO) {
 		if (memchr(data, '\0', len) == NULL)
 			return false;
 		if (cb->helo != NULL)
 			r = cb->helo(c, (const char *)data);
-		out_status(c, SMFIP_NR_HELO, r);
-		return true;
-	case SMFIC_MAIL:
+	} else if (cmd == SMFIC_MAIL) {
 		if (!split_args(data, len, argv))
 			return false;
 		/* Macros of a previous transaction's later stages are stale now. */
 		macros_clear(c, SMFIM_ENVRCPT);
 		if (cb->envfrom != NULL)
 			r = cb->envfrom(c, argv);
-		out_status(c, SMFIP_NR_MAIL, r);
-		return true;
-	case SMFIC_RCPT:
+	} else if (cmd == SMFIC_RCPT) {
 		if (!split_args(data, len, argv))
 			return false;
 		if (cb->envrcpt != NULL)
 			r = cb->envrcpt(c, argv);
-		out_status(c, SMFIP_NR_RCPT, r);
-		return true;
-	case SMFIC_DATA:
+	} else if (cmd == SMFIC_DATA) {
 		if (cb->data != NULL)
 			r = cb->data(c);
-		out_status(c, SMFIP_NR_DATA, r);
-		return true;
-	case SMFIC_HEADER:
-		out_status(c, SMFIP_NR_HDR, r);
-		return true;
-	case SMFIC_EOH:
-		out_status(c, SMFIP_NR_EOH, r);
-		return true;
-	case SMFIC_BODY:
-		out_status(c, SMFIP_NR_BODY, r);
-		return true;
-	case SMFIC_UNKNOWN:
-		out_status(c, SMFIP_NR_UNKN, r);
-		return true;
+	}
+	/* Header, end of header, body, unknown command: no callback, a reply. */
+	out_status(c, cmd_row(cmd)->nr_bit, r);
+	return true;
+}
+
+/* End of message: header and quarantine allowed during the callback; the transaction ends. */
+static bool
+on_eom(struct milter_conn *c)
+{
+	sfsistat r = SMFIS_CONTINUE;
+
+	c->in_eom = true;
+	if (c->cb->eom != NULL)
+		r = c->cb->eom(c);
+	c->in_eom = false;
+	out_status(c, 0, r);
+	macros_clear(c, SMFIM_ENVFROM);
+	return true;
+}
+
+/* One packet; false when the connection must end. */
+static bool
+on_packet(struct milter_conn *c, uint8_t cmd, const uint8_t *data, size_t len)
+{
+	if (cmd == SMFIC_OPTNEG)
+		return on_optneg(c, data, len);
+	if (!c->negotiated)
+		return false;
+	switch (cmd) {
+	case SMFIC_MACRO:
+		return on_macro(c, data, len);
+	case SMFIC_CONNECT:
+		return on_connect(c, data, len);
 	case SMFIC_BODYEOB:
-		c->in_eom = true;
-		if (cb->eom != NULL)
-			r = cb->eom(c);
-		c->in_eom = false;
-		out_status(c, 0, r);
-		macros_clear(c, SMFIM_ENVFROM);
-		return true;
+		return on_eom(c);
 	case SMFIC_ABORT:
-		if (cb->abort != NULL)
-			cb->abort(c);
+		if (c->cb->abort != NULL)
+			c->cb->abort(c);
 		macros_clear(c, SMFIM_ENVFROM);
 		return true;
 	case SMFIC_QUIT_NC:
 		/* The end of one SMTP connection; the next follows on this socket. */
-		if (cb->close != NULL)
-			cb->close(c);
+		if (c->cb->close != NULL)
+			c->cb->close(c);
 		macros_clear(c, SMFIM_CONNECT);
 		return true;
 	case SMFIC_QUIT:
-	default:
 		return false;
+	default:
+		/* The other steps; an unknown command ends the connection. */
+		return cmd_row(cmd) != NULL && on_step(c, cmd, data, len);
 	}
 }
 
@@ -653,3 +681,10 @@ milter_conn_free(struct milter_conn *c)
 {
 	proto_conn_free(c);
 }
+
+const struct milter_engine milter_engine_builtin = {
+	.name = "builtin",
+	.conn = {proto_getpriv, proto_setpriv, proto_getsymval},
+	.mta = {proto_setsymlist, proto_setreply, proto_quarantine, proto_addheader},
+	.serve = {.listen = pool_listen, .run = pool_run, .stop = pool_stop},
+};

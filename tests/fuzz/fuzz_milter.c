@@ -205,15 +205,15 @@ fz_close(struct milter_conn *c)
 }
 
 static const struct milter_callbacks fz_callbacks = {
-	.negotiate = fz_negotiate,
-	.connect = fz_connect,
+	.negotiate = fz_negotiate,	/* everything offered; macro lists, good and bad */
+	.connect = fz_connect,		/* an address only of a family it names */
 	.helo = fz_helo,
-	.envfrom = fz_args,
+	.envfrom = fz_args,		/* argv within ENGINE_MAX_ARGS, ended by NULL */
 	.envrcpt = fz_args,
 	.data = fz_data,
-	.eom = fz_eom,
+	.eom = fz_eom,			/* header and quarantine exactly as agreed */
 	.abort = fz_abort,
-	.close = fz_close,
+	.close = fz_close,		/* counted: at least once a run */
 };
 
 /* ---- the replies -------------------------------------------------------- */

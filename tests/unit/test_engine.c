@@ -270,23 +270,40 @@ expect_no_output(struct milter_conn *c)
 	assert_int_equal(len, 0);
 }
 
+/*
+ * One option negotiation: the filter wants want_*, the MTA offers offer_*
+ * at version; the reply must be OPTNEG with reply_* (and no macro lists).
+ */
+struct optneg {
+	uint32_t version, offer_actions, offer_steps;
+	unsigned long want_actions, want_steps;
+	uint32_t reply_version, reply_actions, reply_steps;
+};
+
+/* A new connection negotiated as n says, reply checked. */
+static struct milter_conn *
+optneg_expect(const struct optneg *n)
+{
+	struct milter_conn *c;
+	struct bytes in = {.len = 0}, want = {.len = 0};
+
+	st.want_actions = n->want_actions;
+	st.want_steps = n->want_steps;
+	assert_non_null(c = milter_conn_new(&stubs));
+	put_optneg(&in, n->version, n->offer_actions, n->offer_steps);
+	put_optneg(&want, n->reply_version, n->reply_actions, n->reply_steps);
+	feed_expect(c, &in, true, &want);
+	return c;
+}
+
 /* A connection negotiated as a version-6 MTA offering everything, reply checked. */
 static struct milter_conn *
 open_conn(unsigned long want_actions, unsigned long want_steps)
 {
-	struct milter_conn *c;
-	struct bytes in = {.len = 0}, want = {.len = 0}, d = {.len = 0};
+	const struct optneg n = {SMFI_PROT_VERSION, ALL_ACTIONS, ALL_STEPS, want_actions, want_steps,
+				 SMFI_PROT_VERSION, (uint32_t)want_actions, (uint32_t)want_steps};
 
-	st.want_actions = want_actions;
-	st.want_steps = want_steps;
-	assert_non_null(c = milter_conn_new(&stubs));
-	put_optneg(&in, SMFI_PROT_VERSION, ALL_ACTIONS, ALL_STEPS);
-	add_u32(&d, SMFI_PROT_VERSION);
-	add_u32(&d, (uint32_t)want_actions);
-	add_u32(&d, (uint32_t)want_steps);
-	put(&want, SMFIC_OPTNEG, d.b, d.len);
-	feed_expect(c, &in, true, &want);
-	return c;
+	return optneg_expect(&n);
 }
 
 /* Feed one packet whose data is len bytes at data; expect the one reply packet. */
@@ -313,62 +330,46 @@ test_optneg_version(void **state)
 	} rows[] = {{6, 6}, {2, 2}, {3, 3}, {5, 5}, {7, 6}, {0xffffffff, 6}};
 
 	(void)state;
-	st.want_actions = SMFIF_ADDHDRS;
-	st.want_steps = SMFIP_NR_CONN;
 	for (size_t i = 0; i < NROWS(rows); i++) {
-		struct milter_conn *c = milter_conn_new(&stubs);
-		struct bytes in = {.len = 0}, want = {.len = 0}, d = {.len = 0};
+		const struct optneg n = {rows[i].mta, ALL_ACTIONS, ALL_STEPS, SMFIF_ADDHDRS, SMFIP_NR_CONN,
+					 rows[i].reply, SMFIF_ADDHDRS, SMFIP_NR_CONN};
 
-		put_optneg(&in, rows[i].mta, ALL_ACTIONS, ALL_STEPS);
-		add_u32(&d, rows[i].reply);
-		add_u32(&d, SMFIF_ADDHDRS);
-		add_u32(&d, SMFIP_NR_CONN);
-		put(&want, SMFIC_OPTNEG, d.b, d.len);
-		feed_expect(c, &in, true, &want);
-		milter_conn_free(c);
+		milter_conn_free(optneg_expect(&n));
 	}
+}
+
+/* The offer as the negotiate callback saw it. */
+static void
+expect_offered(unsigned long actions, unsigned long steps)
+{
+	assert_int_equal(st.offered_actions, actions);
+	assert_int_equal(st.offered_steps, steps);
 }
 
 static void
 test_optneg_masks(void **state)
 {
-	struct milter_conn *c = milter_conn_new(&stubs);
-	struct bytes in = {.len = 0}, want = {.len = 0}, d = {.len = 0};
+	const struct optneg n = {
+		6, SMFIF_ADDHDRS | SMFIF_CHGHDRS, SMFIP_NR_CONN | SMFIP_NOHELO,
+		SMFIF_ADDHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST, SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL,
+		6, SMFIF_ADDHDRS, SMFIP_NR_CONN,
+	};
 
 	(void)state;
-	st.want_actions = SMFIF_ADDHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST;
-	st.want_steps = SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL;
 	st.symlist[SMFIM_CONNECT] = "j";	/* not sent: SETSYMLIST not offered */
-	put_optneg(&in, 6, SMFIF_ADDHDRS | SMFIF_CHGHDRS, SMFIP_NR_CONN | SMFIP_NOHELO);
-	add_u32(&d, 6);
-	add_u32(&d, SMFIF_ADDHDRS);
-	add_u32(&d, SMFIP_NR_CONN);
-	put(&want, SMFIC_OPTNEG, d.b, d.len);
-	feed_expect(c, &in, true, &want);
-	assert_int_equal(st.offered_actions, SMFIF_ADDHDRS | SMFIF_CHGHDRS);
-	assert_int_equal(st.offered_steps, SMFIP_NR_CONN | SMFIP_NOHELO);
-	milter_conn_free(c);
+	milter_conn_free(optneg_expect(&n));
+	expect_offered(SMFIF_ADDHDRS | SMFIF_CHGHDRS, SMFIP_NR_CONN | SMFIP_NOHELO);
 }
 
 /* An MTA offering 0 offers what a version-1 filter could have. */
 static void
 test_optneg_zero_offer(void **state)
 {
-	struct milter_conn *c = milter_conn_new(&stubs);
-	struct bytes in = {.len = 0}, want = {.len = 0}, d = {.len = 0};
+	const struct optneg n = {2, 0, 0, ALL_ACTIONS, ALL_STEPS, 2, SMFI_V1_ACTS, SMFI_V1_PROT};
 
 	(void)state;
-	st.want_actions = ALL_ACTIONS;
-	st.want_steps = ALL_STEPS;
-	put_optneg(&in, 2, 0, 0);
-	add_u32(&d, 2);
-	add_u32(&d, SMFI_V1_ACTS);
-	add_u32(&d, SMFI_V1_PROT);
-	put(&want, SMFIC_OPTNEG, d.b, d.len);
-	feed_expect(c, &in, true, &want);
-	assert_int_equal(st.offered_actions, SMFI_V1_ACTS);
-	assert_int_equal(st.offered_steps, SMFI_V1_PROT);
-	milter_conn_free(c);
+	milter_conn_free(optneg_expect(&n));
+	expect_offered(SMFI_V1_ACTS, SMFI_V1_PROT);
 }
 
 static void
@@ -670,30 +671,43 @@ transaction(struct milter_conn *c)
 	STEP(c, SMFIC_DATA, "", SMFIR_CONTINUE);
 }
 
+/* The results of the stubs' milter_addheader() and milter_quarantine(). */
+static void
+expect_actions(int addheader_rc, int quarantine_rc)
+{
+	assert_int_equal(st.addheader_rc, addheader_rc);
+	assert_int_equal(st.quarantine_rc, quarantine_rc);
+}
+
+/* EOM with try_actions: the stubs' header and quarantine, then the reply cmd (data with its NUL). */
+static void
+eom_expect(struct milter_conn *c, char cmd, const char *data)
+{
+	struct bytes in = {.len = 0}, want = {.len = 0};
+
+	PUT(&in, SMFIC_BODYEOB, "");
+	PUT(&want, SMFIR_ADDHEADER, "X-Test\0yes\0");
+	PUT(&want, SMFIR_QUARANTINE, "held\0");
+	put(&want, cmd, data, data ? strlen(data) + 1 : 0);
+	feed_expect(c, &in, true, &want);
+}
+
 static void
 test_eom_actions(void **state)
 {
 	struct milter_conn *c = open_conn(SMFIF_ADDHDRS | SMFIF_QUARANTINE, 0);
-	struct bytes in = {.len = 0}, want = {.len = 0};
 
 	(void)state;
 	st.try_actions = true;
 	transaction(c);
 	/* refused before EOM, with nothing queued */
-	assert_int_equal(st.addheader_rc, -1);
-	assert_int_equal(st.quarantine_rc, -1);
+	expect_actions(-1, -1);
 	st.plan[ST_EOM] = (struct plan){SMFIS_REJECT, "550", "5.7.1", "spam"};
-	PUT(&in, SMFIC_BODYEOB, "");
-	PUT(&want, SMFIR_ADDHEADER, "X-Test\0yes\0");
-	PUT(&want, SMFIR_QUARANTINE, "held\0");
-	PUT(&want, SMFIR_REPLYCODE, "550 5.7.1 spam\0");
-	feed_expect(c, &in, true, &want);
-	assert_int_equal(st.addheader_rc, 0);
-	assert_int_equal(st.quarantine_rc, 0);
+	eom_expect(c, SMFIR_REPLYCODE, "550 5.7.1 spam");
+	expect_actions(0, 0);
 	/* after EOM, refused again */
 	STEP(c, SMFIC_MAIL, "<a@example.org>\0", SMFIR_CONTINUE);
-	assert_int_equal(st.addheader_rc, -1);
-	assert_int_equal(st.quarantine_rc, -1);
+	expect_actions(-1, -1);
 	milter_conn_free(c);
 }
 
@@ -701,16 +715,33 @@ static void
 test_eom_accept(void **state)
 {
 	struct milter_conn *c = open_conn(SMFIF_ADDHDRS | SMFIF_QUARANTINE, 0);
-	struct bytes in = {.len = 0}, want = {.len = 0};
 
 	(void)state;
 	transaction(c);
 	st.try_actions = true;
 	st.plan[ST_EOM].ret = SMFIS_ACCEPT;
+	eom_expect(c, SMFIR_ACCEPT, NULL);
+	milter_conn_free(c);
+}
+
+/*
+ * OPTNEG (version 6, the MTA offering offer and no steps) and EOM in one
+ * feed, on callbacks cb: the reply agrees to agreed, then EOM adds the
+ * header packet hdr (its len bytes) and continues.
+ */
+static void
+optneg_eom_expect(const struct milter_callbacks *cb, uint32_t offer, uint32_t agreed, const char *hdr,
+		  size_t len)
+{
+	struct milter_conn *c = milter_conn_new(cb);
+	struct bytes in = {.len = 0}, want = {.len = 0};
+
+	st.want_actions = SMFIF_ADDHDRS | SMFIF_QUARANTINE;
+	put_optneg(&in, 6, offer, 0);
 	PUT(&in, SMFIC_BODYEOB, "");
-	PUT(&want, SMFIR_ADDHEADER, "X-Test\0yes\0");
-	PUT(&want, SMFIR_QUARANTINE, "held\0");
-	PUT0(&want, SMFIR_ACCEPT);
+	put_optneg(&want, 6, agreed, 0);
+	put(&want, SMFIR_ADDHEADER, hdr, len);
+	PUT0(&want, SMFIR_CONTINUE);
 	feed_expect(c, &in, true, &want);
 	milter_conn_free(c);
 }
@@ -719,26 +750,16 @@ test_eom_accept(void **state)
 static void
 test_eom_actions_not_agreed(void **state)
 {
-	struct milter_conn *c = milter_conn_new(&stubs);
-	struct bytes in = {.len = 0}, want = {.len = 0};
+	struct milter_conn *c;
 
 	(void)state;
-	st.want_actions = SMFIF_ADDHDRS | SMFIF_QUARANTINE;
-	put_optneg(&in, 6, SMFIF_ADDHDRS, 0);
-	PUT(&in, SMFIC_BODYEOB, "");
-	PUT(&want, SMFIC_OPTNEG, "\0\0\0\6" "\0\0\0\1" "\0\0\0\0");
-	PUT(&want, SMFIR_ADDHEADER, "X-Test\0yes\0");
-	PUT0(&want, SMFIR_CONTINUE);
 	st.try_actions = true;
-	feed_expect(c, &in, true, &want);
-	assert_int_equal(st.addheader_rc, 0);
-	assert_int_equal(st.quarantine_rc, -1);
-	milter_conn_free(c);
+	optneg_eom_expect(&stubs, SMFIF_ADDHDRS, SMFIF_ADDHDRS, D("X-Test\0yes\0"));
+	expect_actions(0, -1);
 
 	c = open_conn(0, 0);
 	STEP(c, SMFIC_BODYEOB, "", SMFIR_CONTINUE);
-	assert_int_equal(st.addheader_rc, -1);
-	assert_int_equal(st.quarantine_rc, -1);
+	expect_actions(-1, -1);
 	milter_conn_free(c);
 }
 
@@ -759,159 +780,181 @@ static void
 test_eom_bad_args(void **state)
 {
 	struct milter_callbacks cb = stubs;
-	struct milter_conn *c;
-	struct bytes in = {.len = 0}, want = {.len = 0};
 
 	(void)state;
 	cb.eom = eom_bad_args;
-	c = milter_conn_new(&cb);
-	st.want_actions = SMFIF_ADDHDRS | SMFIF_QUARANTINE;
-	put_optneg(&in, 6, ALL_ACTIONS, 0);
-	PUT(&in, SMFIC_BODYEOB, "");
-	PUT(&want, SMFIC_OPTNEG, "\0\0\0\6" "\0\0\0\x21" "\0\0\0\0");
-	PUT(&want, SMFIR_ADDHEADER, "X-Empty\0\0");
-	PUT0(&want, SMFIR_CONTINUE);
-	feed_expect(c, &in, true, &want);
-	milter_conn_free(c);
+	optneg_eom_expect(&cb, ALL_ACTIONS, SMFIF_ADDHDRS | SMFIF_QUARANTINE, D("X-Empty\0\0"));
 }
 
 /* ---- macros ------------------------------------------------------------ */
 
+/* A macro look-up and what it must give (value NULL: not there). */
+struct symval {
+	const char *name, *value;
+};
+
+/* A packet fed (with the reply STEP expects), then names looked up. */
+struct script_row {
+	char	cmd;
+	const char *data;
+	size_t	len;
+	char	reply;
+	struct symval expect[13];	/* up to a NULL name */
+};
+
+/* Each row of a script in turn, on a connection negotiated with nothing waived. */
 static void
-test_getsymval_names(void **state)
+run_script(const struct script_row *rows, size_t n)
 {
 	struct milter_conn *c = open_conn(0, 0);
 
-	(void)state;
-	STEP(c, SMFIC_MACRO, "Ci\0Q1\0{j}\0mx.example\0{daemon_name}\0smtpd\0_\0unk\0", 0);
-	assert_string_equal(milter_getsymval(c, "i"), "Q1");
-	assert_string_equal(milter_getsymval(c, "{i}"), "Q1");
-	assert_string_equal(milter_getsymval(c, "j"), "mx.example");
-	assert_string_equal(milter_getsymval(c, "{j}"), "mx.example");
-	assert_string_equal(milter_getsymval(c, "{daemon_name}"), "smtpd");
-	assert_string_equal(milter_getsymval(c, "_"), "unk");
-	assert_null(milter_getsymval(c, "daemon_name"));
-	assert_null(milter_getsymval(c, "{daemon_name"));
-	assert_null(milter_getsymval(c, "{x}"));
-	assert_null(milter_getsymval(c, "x"));
-	assert_null(milter_getsymval(c, "Q1"));
-	assert_null(milter_getsymval(c, ""));
+	for (size_t i = 0; i < n; i++) {
+		print_message("# row %zu\n", i);
+		step_expect(c, rows[i].cmd, rows[i].data, rows[i].len, rows[i].reply);
+		for (const struct symval *e = rows[i].expect; e->name != NULL; e++) {
+			const char *v = milter_getsymval(c, e->name);
+
+			if (e->value == NULL)
+				assert_null(v);
+			else
+				assert_string_equal(v, e->value);
+		}
+	}
 	milter_conn_free(c);
+}
+
+static void
+test_getsymval_names(void **state)
+{
+	static const struct script_row rows[] = {
+		{SMFIC_MACRO, D("Ci\0Q1\0{j}\0mx.example\0{daemon_name}\0smtpd\0_\0unk\0"), 0,
+		 {{"i", "Q1"}, {"{i}", "Q1"}, {"j", "mx.example"}, {"{j}", "mx.example"},
+		  {"{daemon_name}", "smtpd"}, {"_", "unk"}, {"daemon_name", NULL}, {"{daemon_name", NULL},
+		  {"{x}", NULL}, {"x", NULL}, {"Q1", NULL}, {"", NULL}}},
+	};
+
+	(void)state;
+	run_script(rows, NROWS(rows));
 }
 
 static void
 test_getsymval_stages(void **state)
 {
-	struct milter_conn *c = open_conn(0, 0);
+	static const struct script_row rows[] = {
+		{SMFIC_MACRO, D("C{client_name}\0conn\0i\0at-connect\0"), 0, {{NULL, NULL}}},
+		{SMFIC_MACRO, D("Mi\0at-mail\0{mail_addr}\0a@b\0"), 0, {{"i", "at-mail"}, {"{client_name}", "conn"}}},
+		{SMFIC_MACRO, D("R{i}\0at-rcpt\0{rcpt_addr}\0c@d\0"), 0, {{"i", "at-rcpt"}}},
+		{SMFIC_MACRO, D("Ni\0at-eoh\0"), 0, {{"i", "at-eoh"}}},
+		{SMFIC_MACRO, D("Ei\0at-eom\0"), 0, {{"i", "at-eom"}}},
+		/* the MAIL-stage macros and later ones go with the transaction */
+		{SMFIC_ABORT, D(""), 0,
+		 {{"i", "at-connect"}, {"{mail_addr}", NULL}, {"{rcpt_addr}", NULL}, {"{client_name}", "conn"}}},
+	};
 
 	(void)state;
-	STEP(c, SMFIC_MACRO, "C{client_name}\0conn\0i\0at-connect\0", 0);
-	STEP(c, SMFIC_MACRO, "Mi\0at-mail\0{mail_addr}\0a@b\0", 0);
-	assert_string_equal(milter_getsymval(c, "i"), "at-mail");
-	assert_string_equal(milter_getsymval(c, "{client_name}"), "conn");
-	STEP(c, SMFIC_MACRO, "R{i}\0at-rcpt\0{rcpt_addr}\0c@d\0", 0);
-	assert_string_equal(milter_getsymval(c, "i"), "at-rcpt");
-	STEP(c, SMFIC_MACRO, "Ni\0at-eoh\0", 0);
-	assert_string_equal(milter_getsymval(c, "i"), "at-eoh");
-	STEP(c, SMFIC_MACRO, "Ei\0at-eom\0", 0);
-	assert_string_equal(milter_getsymval(c, "i"), "at-eom");
-	/* the MAIL-stage macros and later ones go with the transaction */
-	STEP(c, SMFIC_ABORT, "", 0);
+	run_script(rows, NROWS(rows));
 	assert_int_equal(st.aborts, 1);
-	assert_string_equal(milter_getsymval(c, "i"), "at-connect");
-	assert_null(milter_getsymval(c, "{mail_addr}"));
-	assert_null(milter_getsymval(c, "{rcpt_addr}"));
-	assert_string_equal(milter_getsymval(c, "{client_name}"), "conn");
-	milter_conn_free(c);
 }
 
 /* A new MAIL drops the RCPT-stage macros of the transaction before. */
 static void
 test_macros_new_transaction(void **state)
 {
-	struct milter_conn *c = open_conn(0, 0);
+	static const struct script_row rows[] = {
+		{SMFIC_MACRO, D("M{mail_addr}\0a@b\0"), 0, {{NULL, NULL}}},
+		{SMFIC_MACRO, D("R{rcpt_addr}\0c@d\0"), 0, {{NULL, NULL}}},
+		{SMFIC_MACRO, D("T{x}\0data\0"), 0, {{NULL, NULL}}},
+		{SMFIC_MAIL, D("<a@b>\0"), SMFIR_CONTINUE, {{"{mail_addr}", "a@b"}, {"{rcpt_addr}", NULL}, {"x", NULL}}},
+		/* and EOM ends the transaction */
+		{SMFIC_BODYEOB, D(""), SMFIR_CONTINUE, {{"{mail_addr}", NULL}}},
+	};
 
 	(void)state;
-	STEP(c, SMFIC_MACRO, "M{mail_addr}\0a@b\0", 0);
-	STEP(c, SMFIC_MACRO, "R{rcpt_addr}\0c@d\0", 0);
-	STEP(c, SMFIC_MACRO, "T{x}\0data\0", 0);
-	STEP(c, SMFIC_MAIL, "<a@b>\0", SMFIR_CONTINUE);
-	assert_string_equal(milter_getsymval(c, "{mail_addr}"), "a@b");
-	assert_null(milter_getsymval(c, "{rcpt_addr}"));
-	assert_null(milter_getsymval(c, "x"));
-	/* and EOM ends the transaction */
-	STEP(c, SMFIC_BODYEOB, "", SMFIR_CONTINUE);
-	assert_null(milter_getsymval(c, "{mail_addr}"));
-	milter_conn_free(c);
+	run_script(rows, NROWS(rows));
 }
 
 static void
 test_macros_malformed(void **state)
 {
-	struct milter_conn *c = open_conn(0, 0);
+	static const struct script_row rows[] = {
+		/* an odd number of strings: the last name has no value */
+		{SMFIC_MACRO, D("Ca\0x\0b\0"), 0, {{"a", "x"}, {"b", NULL}}},
+		/* an unterminated last string is dropped */
+		{SMFIC_MACRO, D("Ha\0y\0b\0zz"), 0, {{"a", "y"}, {"b", NULL}}},
+		{SMFIC_MACRO, D("Mc\0w\0d"), 0, {{"d", NULL}, {"c", "w"}}},
+		/* no strings at all, no stage byte, an unknown stage: all harmless */
+		{SMFIC_MACRO, D("R"), 0, {{NULL, NULL}}},
+		{SMFIC_MACRO, D("Tnot terminated"), 0, {{NULL, NULL}}},
+		{SMFIC_MACRO, D(""), 0, {{NULL, NULL}}},
+		{SMFIC_MACRO, D("Zz\0v\0"), 0, {{"z", NULL}, {"a", "y"}}},
+		{SMFIC_HELO, D("x\0"), SMFIR_CONTINUE, {{NULL, NULL}}},
+	};
 
 	(void)state;
-	/* an odd number of strings: the last name has no value */
-	STEP(c, SMFIC_MACRO, "Ca\0x\0b\0", 0);
-	assert_string_equal(milter_getsymval(c, "a"), "x");
-	assert_null(milter_getsymval(c, "b"));
-	/* an unterminated last string is dropped */
-	STEP(c, SMFIC_MACRO, "Ha\0y\0b\0zz", 0);
-	assert_string_equal(milter_getsymval(c, "a"), "y");
-	assert_null(milter_getsymval(c, "b"));
-	STEP(c, SMFIC_MACRO, "Mc\0w\0d", 0);
-	assert_null(milter_getsymval(c, "d"));
-	assert_string_equal(milter_getsymval(c, "c"), "w");
-	/* no strings at all, no stage byte, an unknown stage: all harmless */
-	STEP(c, SMFIC_MACRO, "R", 0);
-	STEP(c, SMFIC_MACRO, "Tnot terminated", 0);
-	STEP(c, SMFIC_MACRO, "", 0);
-	STEP(c, SMFIC_MACRO, "Zz\0v\0", 0);
-	assert_null(milter_getsymval(c, "z"));
-	assert_string_equal(milter_getsymval(c, "a"), "y");
-	STEP(c, SMFIC_HELO, "x\0", SMFIR_CONTINUE);
-	milter_conn_free(c);
+	run_script(rows, NROWS(rows));
 }
 
 /* ---- framing ------------------------------------------------------------ */
+
+/* A packet by its command and data. */
+struct packet {
+	char	cmd;
+	const char *data;
+	size_t	len;
+};
+
+/* The packets of rows[0..n) one after the other. */
+static void
+put_packets(struct bytes *o, const struct packet *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		put(o, rows[i].cmd, rows[i].data, rows[i].len);
+}
 
 /* A whole Postfix-like session, and the replies it should get. */
 static void
 session(struct bytes *in, struct bytes *want)
 {
+	static const struct packet fed[] = {
+		{SMFIC_MACRO, D("Cj\0mx.example\0{daemon_name}\0smtpd\0")},
+		{SMFIC_CONNECT, D("client.example\0" "4\xc3\x50" "198.51.100.7\0")},
+		{SMFIC_HELO, D("client.example\0")},
+		{SMFIC_MACRO, D("Mi\0" "4XyZ1\0")},
+		{SMFIC_MAIL, D("<a@example.org>\0SIZE=2048\0")},
+		{SMFIC_RCPT, D("<b@example.net>\0")},
+		{SMFIC_DATA, D("")},
+		{SMFIC_HEADER, D("Subject\0hello\0")},
+		{SMFIC_EOH, D("")},
+		{SMFIC_BODY, D("hello\r\n")},
+		{SMFIC_BODYEOB, D("")},
+		{SMFIC_ABORT, D("")},
+		{SMFIC_QUIT_NC, D("")},
+		{SMFIC_CONNECT, D("other.example\0" "6\0\031" "IPv6:2001:db8::7\0")},
+		{SMFIC_QUIT, D("")},
+	};
+	static const struct packet replies[] = {
+		{SMFIC_OPTNEG, D("\0\0\0\6" "\0\0\1\x21" "\0\0\0\x80" "\0\0\0\2" "i\0")},
+		{SMFIR_CONTINUE, D("")},				/* CONNECT */
+		{SMFIR_CONTINUE, D("")},				/* HELO */
+		{SMFIR_CONTINUE, D("")},				/* MAIL */
+		{SMFIR_REPLYCODE, D("451 4.7.1 later\0")},		/* RCPT */
+		{SMFIR_CONTINUE, D("")},				/* DATA; HEADER has none */
+		{SMFIR_CONTINUE, D("")},				/* EOH */
+		{SMFIR_CONTINUE, D("")},				/* BODY */
+		{SMFIR_ADDHEADER, D("X-Test\0yes\0")},			/* EOM */
+		{SMFIR_QUARANTINE, D("held\0")},
+		{SMFIR_CONTINUE, D("")},
+		{SMFIR_CONTINUE, D("")},				/* the second CONNECT */
+	};
+
 	st.want_actions = SMFIF_ADDHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST;
 	st.want_steps = SMFIP_NR_HDR;
 	st.symlist[SMFIM_ENVFROM] = "i";
 	st.try_actions = true;
 	st.plan[ST_RCPT] = (struct plan){SMFIS_TEMPFAIL, "451", "4.7.1", "later"};
 	put_optneg(in, 6, ALL_ACTIONS, ALL_STEPS);
-	PUT(want, SMFIC_OPTNEG, "\0\0\0\6" "\0\0\1\x21" "\0\0\0\x80" "\0\0\0\2" "i\0");
-	PUT(in, SMFIC_MACRO, "Cj\0mx.example\0{daemon_name}\0smtpd\0");
-	PUT(in, SMFIC_CONNECT, "client.example\0" "4\xc3\x50" "198.51.100.7\0");
-	PUT0(want, SMFIR_CONTINUE);
-	PUT(in, SMFIC_HELO, "client.example\0");
-	PUT0(want, SMFIR_CONTINUE);
-	PUT(in, SMFIC_MACRO, "Mi\0" "4XyZ1\0");
-	PUT(in, SMFIC_MAIL, "<a@example.org>\0SIZE=2048\0");
-	PUT0(want, SMFIR_CONTINUE);
-	PUT(in, SMFIC_RCPT, "<b@example.net>\0");
-	PUT(want, SMFIR_REPLYCODE, "451 4.7.1 later\0");
-	PUT(in, SMFIC_DATA, "");
-	PUT0(want, SMFIR_CONTINUE);
-	PUT(in, SMFIC_HEADER, "Subject\0hello\0");
-	PUT(in, SMFIC_EOH, "");
-	PUT0(want, SMFIR_CONTINUE);
-	PUT(in, SMFIC_BODY, "hello\r\n");
-	PUT0(want, SMFIR_CONTINUE);
-	PUT(in, SMFIC_BODYEOB, "");
-	PUT(want, SMFIR_ADDHEADER, "X-Test\0yes\0");
-	PUT(want, SMFIR_QUARANTINE, "held\0");
-	PUT0(want, SMFIR_CONTINUE);
-	PUT(in, SMFIC_ABORT, "");
-	PUT(in, SMFIC_QUIT_NC, "");
-	PUT(in, SMFIC_CONNECT, "other.example\0" "6\0\031" "IPv6:2001:db8::7\0");
-	PUT0(want, SMFIR_CONTINUE);
-	PUT(in, SMFIC_QUIT, "");
+	put_packets(in, fed, NROWS(fed));
+	put_packets(want, replies, NROWS(replies));
 }
 
 /* Feed in cut at the offsets of cuts (ascending); the replies, concatenated, and the last result. */
