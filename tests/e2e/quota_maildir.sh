@@ -202,8 +202,6 @@ log=$work/mxgate.log
 mxgate_run "$conf" "$log" "$mport" || bail "mxgate did not listen"
 daemon=$MXGATE_PID
 
-alive() { kill -0 "$daemon" 2>/dev/null; }
-
 # finish: stop mxgate (status 0, no sanitizer report: a point) and end.
 finish() {
     mxgate_stop_check "$daemon" "$log" "mxgate"
@@ -284,14 +282,14 @@ while IFS= read -r line; do
     i=$((i + 1))
 done <<<"$got"
 [ "$i" -eq "${#hostile[@]}" ] || { crashed=1; tap_diag "$i answers for ${#hostile[@]} addresses"; }
-alive || { crashed=1; tap_diag "the daemon died"; }
+mxgate_alive "$daemon" || { crashed=1; tap_diag "the daemon died"; }
 tap_result $crashed "${#hostile[@]} hostile addresses: each a reply or no opinion"
 got=$(rcpt "${hostile[@]:0:12}")
 tap_result $([ "$(grep -c '^continue$' <<<"$got")" -eq 12 ]; echo $?) \
     "twelve hostile recipients in one session: no opinion on each"
 big=$(head -c 60000 /dev/zero | tr '\0' 'x')
 expect "a 60 KB RCPT argument: no opinion" continue "<$big@example.org>"
-alive
+mxgate_alive "$daemon"
 tap_result $? "the daemon is still running"
 expect "and still refuses the full mailbox" "$FULL_TEXT" "<full@example.org>"
 

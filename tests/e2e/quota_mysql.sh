@@ -311,7 +311,6 @@ write_mconf all
 log=$work/mxgate.log
 mxgate_run "$mconf" "$log" "$mport" || bail "mxgate did not listen"
 daemon=$MXGATE_PID
-alive() { kill -0 "$daemon" 2>/dev/null; }
 
 # rcpts RCPT...: one session; one line per RCPT ("c", or "y CODE TEXT"), then
 # "ms=" lines dropped.  rcpts_ms prints the milliseconds of each RCPT instead.
@@ -398,7 +397,7 @@ while IFS= read -r line; do
     esac
 done <<<"$got"
 [ "$n" -eq "${#hostile[@]}" ] || { bad=1; tap_diag "$n answers for ${#hostile[@]} recipients"; }
-alive || { bad=1; tap_diag "the daemon died"; }
+mxgate_alive "$daemon" || { bad=1; tap_diag "the daemon died"; }
 tap_result $bad "milter: ${#hostile[@]} hostile recipients: each no opinion or a refusal, none a tempfail"
 out=$(mdb_sql "$db" postfix -e "SELECT note FROM canary WHERE id = 1")
 tap_result $([ "$out" = "still here" ]; echo $?) "milter: the canary table survives"
@@ -481,7 +480,7 @@ tap_result "$([[ -n $first && $early == 0 ]] && awk -v s="${first:-0}" 'BEGIN { 
     "circuit breaker: the server is asked again 5 s after it opened, not before (first answer ${first:-never} s after opening)"
 tap_result "$([[ -n $first ]] && grep -q "quota: mysql source answers again" "$log"; echo $?)" \
     "milter: server restarted: the same daemon refuses a full mailbox again, 'answers again' logged ($((SECONDS - t0)) s, $((i + 1)) tries)"
-tap_result $(alive; echo $?) "the daemon is still running"
+tap_result $(mxgate_alive "$daemon"; echo $?) "the daemon is still running"
 tap_result $(grep -q "NOQUEUE: reject: RCPT from .*: $(full_reply bob@example.org); from=<sender@example.net> to=<bob@example.org>.*check=quota" "$log"; echo $?) \
     "the refusal is logged in Postfix style"
 

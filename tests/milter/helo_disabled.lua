@@ -8,6 +8,7 @@ local t = dofile((os.getenv("MXGATE_TEST_DIR") or ".") .. "/lib.lua")
 
 t.run(function()
 	for _, helo in ipairs({ "localhost", "a..b.example.net", "[192.0.2.256]" }) do
-		t.check_rcpts({ helo = helo }, SMFIR_CONTINUE, "HELO " .. helo .. ": MAIL and RCPT continue")
+		t.check_rcpts({ helo = helo }, SMFIR_CONTINUE,
+			      "HELO " .. helo .. ": MAIL and RCPT continue")
 	end
 end)

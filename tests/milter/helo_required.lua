@@ -14,7 +14,8 @@ t.run(function()
 	local r = t.transaction({ helo = false })
 	t.check(r.mail == SMFIR_REPLYCODE, "no HELO: MAIL FROM refused", "got " .. t.reply_name(r.mail))
 
-	t.check_rcpts({ helo = "mail.example.net" }, SMFIR_CONTINUE, "HELO mail.example.net: MAIL and RCPT continue")
+	t.check_rcpts({ helo = "mail.example.net" }, SMFIR_CONTINUE,
+		      "HELO mail.example.net: MAIL and RCPT continue")
 
 	r = t.transaction({ helo = false, mail_macros = { ["{auth_authen}"] = "alice@example.net" } })
 	t.check(r.mail == SMFIR_CONTINUE, "no HELO, authenticated: MAIL FROM continues",

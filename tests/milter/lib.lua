@@ -116,6 +116,15 @@ local function negotiated_away(conn, option, what)
 	return false
 end
 
+-- Run step name (fn(conn, ...)) and return the filter's reply (an SMFIR_*
+-- value), or nil when the step failed (already recorded).
+local function reply_to(name, fn, conn, ...)
+	if not step(name, fn, conn, ...) then
+		return nil
+	end
+	return mt.getreply(conn)
+end
+
 -- Send the macros of table macros ({name} = value) with command cmd (an
 -- SMFIC_* value); what names the step in a failure.  True if they went.
 local function send_macros(conn, cmd, macros, what)
@@ -216,10 +225,7 @@ function t.mail(conn, sender, mail_macros, ...)
 	    not send_macros(conn, SMFIC_MAIL, mail_macros, "MAIL macros") then
 		return nil
 	end
-	if not step("MAIL FROM " .. sender, mt.mailfrom, conn, sender, ...) then
-		return nil
-	end
-	return mt.getreply(conn)
+	return reply_to("MAIL FROM " .. sender, mt.mailfrom, conn, sender, ...)
 end
 
 -- RCPT TO rcpt.  Returns the reply or nil when the step failed.
@@ -227,22 +233,15 @@ function t.rcpt(conn, rcpt, ...)
 	if negotiated_away(conn, SMFIP_NORCPT, "RCPT") then
 		return nil
 	end
-	if not step("RCPT TO " .. rcpt, mt.rcptto, conn, rcpt, ...) then
-		return nil
-	end
-	return mt.getreply(conn)
+	return reply_to("RCPT TO " .. rcpt, mt.rcptto, conn, rcpt, ...)
 end
 
 -- DATA.  Returns the reply or nil when the step failed.
 function t.data(conn)
-	if mt.test_option(conn, SMFIP_NODATA) then
-		t.check(false, "DATA is not negotiated away", "the filter asked for SMFIP_NODATA")
+	if negotiated_away(conn, SMFIP_NODATA, "DATA") then
 		return nil
 	end
-	if not step("DATA", mt.data, conn) then
-		return nil
-	end
-	return mt.getreply(conn)
+	return reply_to("DATA", mt.data, conn)
 end
 
 -- End the transaction (RSET / a refused MAIL): the next MAIL starts afresh.
@@ -297,7 +296,8 @@ function t.check_rcpts(opts, want, name)
 		ok = ok and r.rcpt[i] == want
 		got[i] = t.reply_name(r.rcpt[i])
 	end
-	return t.check(ok, name, "got MAIL " .. t.reply_name(r.mail) .. ", RCPT " .. table.concat(got, ", "))
+	return t.check(ok, name,
+		       "got MAIL " .. t.reply_name(r.mail) .. ", RCPT " .. table.concat(got, ", "))
 end
 
 -- The RCPT reply a check that refuses (or passes) expects, and its word.

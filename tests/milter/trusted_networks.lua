@@ -28,7 +28,8 @@ local cases = {
 t.run(function()
 	for _, c in ipairs(cases) do
 		local ip, trusted = c[1], c[2]
-		t.check_rcpts({ ip = ip, helo = "localhost", rcpts = { "<r1@example.org>", "<r2@example.org>" } },
+		t.check_rcpts({ ip = ip, helo = "localhost",
+				rcpts = { "<r1@example.org>", "<r2@example.org>" } },
 			      t.refusal(not trusted),
 			      "client " .. ip .. ", HELO localhost: " ..
 			      (trusted and "trusted, RCPTs continue" or "not trusted, RCPTs refused"))

@@ -9,8 +9,8 @@
 local t = dofile((os.getenv("MXGATE_TEST_DIR") or ".") .. "/lib.lua")
 
 t.run(function()
-	t.check_rcpts({ ip = "unspec", host = "local.example.net", helo = "localhost" }, SMFIR_REPLYCODE,
-		      "unspec client, HELO localhost: RCPT refused")
+	t.check_rcpts({ ip = "unspec", host = "local.example.net", helo = "localhost" },
+		      SMFIR_REPLYCODE, "unspec client, HELO localhost: RCPT refused")
 	t.check_rcpts({ ip = "unspec", host = "local.example.net", helo = "mail.example.net" },
 		      SMFIR_CONTINUE, "unspec client, HELO mail.example.net: RCPT continues")
 	t.check_rcpts({ ip = "unspec", host = "local.example.net", helo = false }, SMFIR_CONTINUE,

@@ -600,8 +600,8 @@ test_admission_burst(void **state)
  * first one over; *over is the limit that refused it.
  */
 static int
-admitted(const struct config *cfg, size_t rule, const struct rate_value *key, uint64_t now_ms,
-    const struct rate_limit **over)
+count_admitted(const struct config *cfg, size_t rule, const struct rate_value *key,
+    uint64_t now_ms, const struct rate_limit **over)
 {
 	struct rate_charge c;
 	int	n = 0;
@@ -640,18 +640,18 @@ test_admission_sliding(void **state)
 	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 1, false, &c, &over),
 			 RATE_OVER);
 	/* Half way through, half of them still count: 2 more fit (2 + 5/2 <= 5). */
-	assert_int_equal(admitted(cfg, 0, &key, base + 30000, &over), 2);
+	assert_int_equal(count_admitted(cfg, 0, &key, base + 30000, &over), 2);
 	/* Near the end of the window the old ones weigh almost nothing: 2 more (5 + 5/60000 > 5).
 	 */
-	assert_int_equal(admitted(cfg, 0, &key, base + 59999, &over), 2);
+	assert_int_equal(count_admitted(cfg, 0, &key, base + 59999, &over), 2);
 	/* A minute on, the window of 4 becomes the previous one and weighs in full at first. */
 	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 60000, false, &c, &over),
 			 RATE_ADMIT);
 	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 60000, false, &c, &over),
 			 RATE_OVER);
 	/* The clock steps back an hour: old windows; a step forward: fresh ones. */
-	assert_int_equal(admitted(cfg, 0, &key, base - 3600000, &over), 5);
-	assert_int_equal(admitted(cfg, 0, &key, base + 7200000, &over), 5);
+	assert_int_equal(count_admitted(cfg, 0, &key, base - 3600000, &over), 5);
+	assert_int_equal(count_admitted(cfg, 0, &key, base + 7200000, &over), 5);
 	session_close(s);
 	ratelimit_stop();
 }
@@ -670,11 +670,11 @@ test_admission_all_windows(void **state)
 	s = session_with(cfg, "192.0.2.1", "<windows@example.net>", NULL);
 	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[1], s, &key));
 	/* 3/1m holds first ... */
-	assert_int_equal(admitted(cfg, 1, &key, t, &over), 3);
+	assert_int_equal(count_admitted(cfg, 1, &key, t, &over), 3);
 	assert_int_equal(over->period, 60);
 	/* ... two minutes later 4/1h: one more, then the hour is full. */
 	t += 120000;
-	assert_int_equal(admitted(cfg, 1, &key, t, &over), 1);
+	assert_int_equal(count_admitted(cfg, 1, &key, t, &over), 1);
 	assert_int_equal(over->period, 3600);
 	session_close(s);
 	ratelimit_stop();
