@@ -248,7 +248,23 @@ main(int argc, char **argv)
 	char err[256], servers_line[512];
 	struct string_list list;
 	struct counter_store *mc, *mem;
-	struct config *none, *local, *remote1, *remote2;
+	/* 0: rate limits off, 1: in-process store, 2 and 3: memcached, 1 and 2 windows. */
+	struct config *cfgs[4];
+	static const struct {
+		const char *label;
+		int	config;		/* index in cfgs */
+		int	per_tx;		/* recipients per transaction */
+		bool	hot;		/* one sender for the whole run */
+	} runs[] = {
+		{ "no rate limits", 0, 20, true },
+		{ "in-process store, 1 window", 1, 20, true },
+		{ "memcached, 1 window, hot sender", 2, 20, true },
+		{ "memcached, 1 window, new sender per message", 2, 20, false },
+		{ "memcached, 1 window, new sender per RCPT", 2, 1, false },
+		{ "memcached, 2 windows, hot sender", 3, 20, true },
+		{ "memcached, 2 windows, new sender per message", 3, 20, false },
+	};
+	int	current = 0;	/* configuration 0 needs no start */
 	int threads = 4;
 	const char *one = "rules = ( { name = \"r\"; key = [ \"sender\" ]; count = \"recipients\"; "
 			  "limits = [ \"1000000000/1h\" ]; } );";
@@ -284,27 +300,25 @@ main(int argc, char **argv)
 	counter_store_destroy(mem);
 
 	printf("# check_ratelimit at RCPT, one thread (latency it adds per RCPT)\n");
-	none = load_config("", "enabled = false;");
-	local = load_config("", one);
+	cfgs[0] = load_config("", "enabled = false;");
+	cfgs[1] = load_config("", one);
 	snprintf(servers_line, sizeof(servers_line), "memcached: { servers = [ \"%s\" ]; };",
 		 server);
-	remote1 = load_config(servers_line, one);
-	remote2 = load_config(servers_line, two);
-	bench_rcpt("no rate limits", none, 20000, 20, true, false);
-	if (!ratelimit_start(local))
-		return 1;
-	bench_rcpt("in-process store, 1 window", local, 20000, 20, true, false);
-	ratelimit_stop();
-	if (!ratelimit_start(remote1))
-		return 1;
-	bench_rcpt("memcached, 1 window, hot sender", remote1, 20000, 20, true, true);
-	bench_rcpt("memcached, 1 window, new sender per message", remote1, 20000, 20, false, true);
-	bench_rcpt("memcached, 1 window, new sender per RCPT", remote1, 20000, 1, false, true);
-	ratelimit_stop();
-	if (!ratelimit_start(remote2))
-		return 1;
-	bench_rcpt("memcached, 2 windows, hot sender", remote2, 20000, 20, true, true);
-	bench_rcpt("memcached, 2 windows, new sender per message", remote2, 20000, 20, false, true);
-	ratelimit_stop();
+	cfgs[2] = load_config(servers_line, one);
+	cfgs[3] = load_config(servers_line, two);
+	/* Runs of one configuration follow each other: each is started once. */
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+		if (runs[i].config != current) {
+			if (current != 0)
+				ratelimit_stop();
+			current = runs[i].config;
+			if (!ratelimit_start(cfgs[current]))
+				return 1;
+		}
+		bench_rcpt(runs[i].label, cfgs[current], 20000, runs[i].per_tx, runs[i].hot,
+			   current >= 2);
+	}
+	if (current != 0)
+		ratelimit_stop();
 	return 0;
 }

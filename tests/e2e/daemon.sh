@@ -30,6 +30,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# bad_helo_rcpt SOCKET WANT: one miltertest session on milter socket SOCKET
+# with HELO bad-helo; true when its RCPT gets WANT (an SMFIR_* name):
+# SMFIR_REPLYCODE while the HELO check is on, SMFIR_CONTINUE once it is off.
+cat >"$work/bad-helo.lua" <<'LUA'
+local conn = mt.connect(os.getenv("SOCKET"), 20, 0.1)
+if conn == nil then error("connect failed") end
+mt.conninfo(conn, "client.example", "192.0.2.9")
+mt.helo(conn, "bad-helo")
+mt.mailfrom(conn, "<a@example.net>")
+mt.rcptto(conn, "<b@example.org>")
+if mt.getreply(conn) ~= _G[os.getenv("WANT")] then error("RCPT did not get " .. os.getenv("WANT")) end
+mt.disconnect(conn)
+LUA
+bad_helo_rcpt() {
+    SOCKET=$1 WANT=$2 timeout 20 miltertest -s "$work/bad-helo.lua" >/dev/null 2>&1
+}
+
 # --- -V and -t -------------------------------------------------------------
 out=$("$MXGATE" -V 2>&1)
 tap_result $([[ $out =~ ^mxgate\ [0-9]+\.[0-9]+ ]]; echo $?) "-V prints the version (${out%%$'\n'*})"
@@ -119,16 +136,7 @@ tap_result $(grep -q 'live.conf:1: enforce_at: unknown value "never"' "$work/fg.
 kill -0 "$fg" 2>/dev/null
 tap_result $? "the daemon keeps running on the old configuration"
 # The old configuration (helo disabled) is still in force.
-cat >"$work/still.lua" <<'LUA'
-local conn = mt.connect("inet:" .. os.getenv("MXPORT") .. "@127.0.0.1", 20, 0.1)
-mt.conninfo(conn, "client.example", "192.0.2.9")
-mt.helo(conn, "bad-helo")
-mt.mailfrom(conn, "<a@example.net>")
-mt.rcptto(conn, "<b@example.org>")
-if mt.getreply(conn) ~= SMFIR_CONTINUE then error("configuration changed") end
-mt.disconnect(conn)
-LUA
-MXPORT=$port timeout 20 miltertest -s "$work/still.lua" >/dev/null 2>&1
+bad_helo_rcpt "inet:$port@127.0.0.1" SMFIR_CONTINUE
 tap_result $? "after a failed reload the running configuration still applies"
 
 mxgate_stop "$fg" "$work/fg.log"
@@ -169,24 +177,14 @@ CONF
     tap_result $([ "$uid" = "$(id -u nobody)" ]; echo $?) "dropped to user nobody (uid $uid)"
     owner=$(stat -c '%U %a' "$work/run/mxgate.sock" 2>/dev/null)
     tap_result $([ "$owner" = "nobody 770" ]; echo $?) "unix socket owned by the user, mode 770 ($owner)"
-    cat >"$work/unix.lua" <<'LUA'
-local conn = mt.connect("unix:" .. os.getenv("SOCK"), 20, 0.1)
-if conn == nil then error("connect failed") end
-mt.conninfo(conn, "client.example", "192.0.2.9")
-mt.helo(conn, "bad-helo")
-mt.mailfrom(conn, "<a@example.net>")
-mt.rcptto(conn, "<b@example.org>")
-if mt.getreply(conn) ~= SMFIR_REPLYCODE then error("not refused") end
-mt.disconnect(conn)
-LUA
-    SOCK="$work/run/mxgate.sock" timeout 20 miltertest -s "$work/unix.lua" >/dev/null 2>&1
+    bad_helo_rcpt "unix:$work/run/mxgate.sock" SMFIR_REPLYCODE
     tap_result $? "the unix socket serves sessions after the privilege drop"
     # A second mxgate on the same socket must not take it over.
     timeout 10 "$MXGATE" -f -c "$work/bg.conf" 2>"$work/second.err"
     st=$?
     tap_result $([ $st -eq 1 ] && grep -q 'another process is listening' "$work/second.err"; echo $?) \
         "a second mxgate on the same unix socket refuses to start (status $st)"
-    SOCK="$work/run/mxgate.sock" timeout 20 miltertest -s "$work/unix.lua" >/dev/null 2>&1
+    bad_helo_rcpt "unix:$work/run/mxgate.sock" SMFIR_REPLYCODE
     tap_result $? "the first one still serves on its socket"
     kill -TERM "$bg" 2>/dev/null
     wait_for "! kill -0 $bg 2>/dev/null" 15
@@ -260,17 +258,7 @@ for e in builtin libmilter; do
     wait_for "grep -q 'configuration reloaded' '$work/engine-$e.log'" 5
     tap_result $(grep -q "engine \"$other\" takes a restart; the $e engine keeps running" \
         "$work/engine-$e.log"; echo $?) "engine = \"$e\": a reload to \"$other\" is logged and ignored"
-    cat >"$work/engine.lua" <<'LUA'
-local conn = mt.connect("inet:" .. os.getenv("MXPORT") .. "@127.0.0.1", 20, 0.1)
-if conn == nil then error("connect failed") end
-mt.conninfo(conn, "client.example", "192.0.2.9")
-mt.helo(conn, "bad-helo")
-mt.mailfrom(conn, "<a@example.net>")
-mt.rcptto(conn, "<b@example.org>")
-if mt.getreply(conn) ~= SMFIR_REPLYCODE then error("not refused") end
-mt.disconnect(conn)
-LUA
-    MXPORT=$rport timeout 20 miltertest -s "$work/engine.lua" >/dev/null 2>&1
+    bad_helo_rcpt "inet:$rport@127.0.0.1" SMFIR_REPLYCODE
     tap_result $? "engine = \"$e\": still serves with its checks after that reload"
     stop_real "$work/engine-$e.log"
     tap_result $? "engine = \"$e\": stops on SIGTERM, status 0, no sanitizer report"

@@ -69,23 +69,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# relay PREFIX: turn the "TAP ok - ..." lines of a client (stdin) into
-# numbered TAP lines, other lines into diagnostics; true if the client said
-# "done".
-relay() {
-    local prefix=$1 line finished=no
-    while IFS= read -r line; do
-        case $line in
-            "TAP ok - "*) tap_result 0 "$prefix${line#TAP ok - }" ;;
-            "TAP not ok - "*) tap_result 1 "$prefix${line#TAP not ok - }" ;;
-            "TAP # "*) tap_diag "$prefix${line#TAP # }" ;;
-            "TAP done"*) finished=yes ;;
-            *) [[ -n $line ]] && tap_diag "$prefix$line" ;;
-        esac
-    done
-    [[ $finished == yes ]]
-}
-
 # ---- the daemon ------------------------------------------------------------
 printf 'trusted_networks = [ ];\n' >"$work/mxgate.conf"
 log=$work/mxgate.log
@@ -845,7 +828,7 @@ s=$SECONDS
 out=$(timeout -k 5 300 python3 "$work/rawmilter.py" "$@" 2>&1)
 rc=$?
 tap_diag "raw client: $((SECONDS - s)) s"
-relay "raw: " <<<"$out"
+tap_relay "raw: " <<<"$out"
 finished=$?
 tap_result "$([[ $rc == 0 && $finished == 0 ]]; echo $?)" "raw: the protocol client ran to its end (exit $rc)"
 
@@ -914,7 +897,7 @@ s=$SECONDS
 out=$(cd "$work" && timeout -k 5 120 miltertest -s "$work/odd.lua" 2>&1 </dev/null)
 rc=$?
 tap_diag "odd-bytes miltertest script: $((SECONDS - s)) s"
-relay "miltertest: " <<<"$out"
+tap_relay "miltertest: " <<<"$out"
 finished=$?
 tap_result "$([[ $rc == 0 && $finished == 0 ]]; echo $?)" "miltertest: odd-bytes script ran to its end (exit $rc)"
 mxgate_alive "$daemon_pid"
@@ -967,7 +950,7 @@ for p in "${worker_pids[@]}"; do wait "$p"; done
 worker_pids=()
 for ((w = 1; w <= WORKERS; w++)); do
     rc=$(cat "$work/worker$w.rc" 2>/dev/null || echo missing)
-    relay "concurrent: " <"$work/worker$w.out"
+    tap_relay "concurrent: " <"$work/worker$w.out"
     finished=$?
     [[ $rc == 0 && $finished == 0 ]] || tap_result 1 "concurrent: worker $w ran to its end (exit $rc)"
 done
@@ -995,11 +978,11 @@ end)
 LUA
 out=$(cd "$work" && timeout -k 5 60 miltertest -s "$work/normal.lua" 2>&1 </dev/null)
 rc=$?
-relay "afterwards: " <<<"$out"
+tap_relay "afterwards: " <<<"$out"
 finished=$?
 tap_result "$([[ $rc == 0 && $finished == 0 ]]; echo $?)" "afterwards: a normal miltertest session ran (exit $rc)"
 out=$(timeout -k 5 60 python3 "$work/rawmilter.py" probe 2>&1)
-relay "afterwards: raw client: " <<<"$out" || tap_result 1 "afterwards: the raw client ran to its end"
+tap_relay "afterwards: raw client: " <<<"$out" || tap_result 1 "afterwards: the raw client ran to its end"
 
 mxgate_alive "$daemon_pid"
 tap_result $? "mxgate is still running at the end"

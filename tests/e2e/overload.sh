@@ -174,9 +174,8 @@ put_loadavg() {
 }
 
 write_conf 20 5
-"$MXGATE" -f -c "$conf" </dev/null >"$log" 2>&1 &
-mxpid=$!
-pf_wait_listen "$mport" 10 || { sed 's/^/# /' "$log"; bail "mxgate did not start"; }
+mxgate_run "$conf" "$log" "$mport" || bail "mxgate did not start"
+mxpid=$MXGATE_PID
 
 # ---- queue depth, hysteresis -------------------------------------------
 queue_files 19

@@ -16,16 +16,12 @@
 #      smtp-sink for the other two; SIZE= pushes a nearly full mailbox over.
 # TAP on stdout; exit 0 after the results, 99 when the harness cannot run.
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-MXGATE=${MXGATE:-${abs_top_builddir:-$(cd "$here/../.." && pwd)}/mxgate}
-. "$here/lib/tap.sh"
-. "$here/lib/postfix.sh"
-. "$here/lib/mxgate.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.sh"
 
-[ -x "$MXGATE" ] || { echo "Bail out! no daemon at $MXGATE"; exit 99; }
+[ -x "$MXGATE" ] || bail "no daemon at $MXGATE"
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root (drops to nobody, runs Postfix)"; exit 0; }
 command -v python3 >/dev/null || pf_need_packages python3 >&2 ||
-    { echo "Bail out! python3 missing"; exit 99; }
+    bail "python3 missing"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mxgate-quota.XXXXXX")
 chmod 0755 "$work"
@@ -179,7 +175,7 @@ chmod -R a+rX "$vmail"
 chmod 0700 "$dom/locked"
 
 # ---- the daemon ---------------------------------------------------------------
-mport=$(pf_free_port) || { echo "Bail out! no free port"; exit 99; }
+mport=$(pf_free_port) || bail "no free port"
 conf=$work/mxgate.conf
 # write_conf ON_ERROR
 write_conf() {
@@ -203,11 +199,8 @@ EOF
 }
 write_conf tempfail
 log=$work/mxgate.log
-"$MXGATE" -f -c "$conf" 2>"$log" &
-daemon=$!
-pf_wait_listen "$mport" 10 || { echo "Bail out! mxgate did not listen"; sed 's/^/# /' "$log"; exit 99; }
-
-alive() { kill -0 "$daemon" 2>/dev/null; }
+mxgate_run "$conf" "$log" "$mport" || bail "mxgate did not listen"
+daemon=$MXGATE_PID
 
 # finish: stop mxgate (status 0, no sanitizer report: a point) and end.
 finish() {
@@ -289,14 +282,14 @@ while IFS= read -r line; do
     i=$((i + 1))
 done <<<"$got"
 [ "$i" -eq "${#hostile[@]}" ] || { crashed=1; tap_diag "$i answers for ${#hostile[@]} addresses"; }
-alive || { crashed=1; tap_diag "the daemon died"; }
+mxgate_alive "$daemon" || { crashed=1; tap_diag "the daemon died"; }
 tap_result $crashed "${#hostile[@]} hostile addresses: each a reply or no opinion"
 got=$(rcpt "${hostile[@]:0:12}")
 tap_result $([ "$(grep -c '^continue$' <<<"$got")" -eq 12 ]; echo $?) \
     "twelve hostile recipients in one session: no opinion on each"
 big=$(head -c 60000 /dev/zero | tr '\0' 'x')
 expect "a 60 KB RCPT argument: no opinion" continue "<$big@example.org>"
-alive
+mxgate_alive "$daemon"
 tap_result $? "the daemon is still running"
 expect "and still refuses the full mailbox" "$FULL_TEXT" "<full@example.org>"
 

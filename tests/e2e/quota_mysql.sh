@@ -26,22 +26,17 @@
 #      and source lookups per second with no cache.
 # TAP on stdout; exit 0 after the results, 99 when the harness cannot run.
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top=${abs_top_srcdir:-$(cd "$here/../.." && pwd)}
-builddir=${abs_top_builddir:-$(cd "$here/../.." && pwd)}
-MXGATE=${MXGATE:-$builddir/mxgate}
-PROBE=${PROBE:-$builddir/tests/e2e/quota_mysql_probe}
-. "$here/lib/tap.sh"
-. "$here/lib/postfix.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.sh"
+top=$abs_top_srcdir
+PROBE=${PROBE:-$abs_top_builddir/tests/e2e/quota_mysql_probe}
 . "$here/lib/mariadb.sh"
-. "$here/lib/mxgate.sh"
 
-[ -x "$MXGATE" ] || { echo "Bail out! no daemon at $MXGATE"; exit 99; }
-[ -x "$PROBE" ] || { echo "Bail out! no probe at $PROBE (make check builds it)"; exit 99; }
+[ -x "$MXGATE" ] || bail "no daemon at $MXGATE"
+[ -x "$PROBE" ] || bail "no probe at $PROBE (make check builds it)"
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root (runs MariaDB and Postfix)"; exit 0; }
-mdb_need_packages >&2 || { echo "Bail out! mariadb-server missing"; exit 99; }
+mdb_need_packages >&2 || bail "mariadb-server missing"
 command -v python3 >/dev/null || pf_need_packages python3 >&2 ||
-    { echo "Bail out! python3 missing"; exit 99; }
+    bail "python3 missing"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mxgate-qmysql.XXXXXX")
 chmod 0755 "$work"
@@ -58,8 +53,8 @@ trap cleanup EXIT
 
 # ---- the server ------------------------------------------------------------------
 db=$work/db
-dbport=$(mdb_free_port) || { echo "Bail out! no free port"; exit 99; }
-mdb_init "$db" && mdb_start "$db" "$dbport" || { echo "Bail out! MariaDB did not start"; exit 99; }
+dbport=$(mdb_free_port) || bail "no free port"
+mdb_init "$db" && mdb_start "$db" "$dbport" || bail "MariaDB did not start"
 password=pw$RANDOM$RANDOM
 {
     echo "CREATE DATABASE postfix;"
@@ -247,7 +242,7 @@ tap_result $(grep -q "quota_query returns no key column" "$work/nokey.log"; echo
 # The server dies, comes back; the same process keeps working.
 want "before the crash" mailbox bob@example.org "OK quota=10485760\\x20maildir=$vmail/example.org/bob/"
 mdb_kill "$db"
-mdb_start "$db" "$dbport" || { echo "Bail out! MariaDB did not restart"; exit 99; }
+mdb_start "$db" "$dbport" || bail "MariaDB did not restart"
 want "server restarted behind the pooled connection: found, no error (one retry)" \
     mailbox bob@example.org "OK quota=10485760\\x20maildir=$vmail/example.org/bob/"
 tap_result $(grep -q "quota_query: .*(2013); reconnecting\|quota_query: .*(2006); reconnecting" \
@@ -257,7 +252,7 @@ got=$(ask mailbox bob@example.org)
 ms=$(awk '{print $2}' <<<"$got")
 tap_result $([[ $got == ERROR* ]] && [ "$ms" -le 1500 ]; echo $?) \
     "server killed: error within timeout_ms + 1 s ($got)"
-mdb_start "$db" "$dbport" || { echo "Bail out! MariaDB did not restart"; exit 99; }
+mdb_start "$db" "$dbport" || bail "MariaDB did not restart"
 want "server restarted: found again, same process, no error" mailbox bob@example.org \
     "OK quota=10485760\\x20maildir=$vmail/example.org/bob/"
 tap_result $(grep -q "Lost connection\|gone away\|Can't connect" "$work/probe.log"; echo $?) \
@@ -304,7 +299,7 @@ maildir postmaster 52428800S 1000
 maildir full2 1000S 5000
 for i in 1 2 3 4 5 6 7 8 9 10 v; do maildir "u$i" 1048576S 1000; done
 
-mport=$(pf_free_port) || { echo "Bail out! no free port"; exit 99; }
+mport=$(pf_free_port) || bail "no free port"
 mconf=$work/mxgate.conf
 # write_mconf MULTI_TARGET
 write_mconf() {
@@ -314,10 +309,8 @@ write_mconf() {
 }
 write_mconf all
 log=$work/mxgate.log
-"$MXGATE" -f -c "$mconf" 2>"$log" &
-daemon=$!
-pf_wait_listen "$mport" 10 || { echo "Bail out! mxgate did not listen"; sed 's/^/# /' "$log"; exit 99; }
-alive() { kill -0 "$daemon" 2>/dev/null; }
+mxgate_run "$mconf" "$log" "$mport" || bail "mxgate did not listen"
+daemon=$MXGATE_PID
 
 # rcpts RCPT...: one session; one line per RCPT ("c", or "y CODE TEXT"), then
 # "ms=" lines dropped.  rcpts_ms prints the milliseconds of each RCPT instead.
@@ -404,7 +397,7 @@ while IFS= read -r line; do
     esac
 done <<<"$got"
 [ "$n" -eq "${#hostile[@]}" ] || { bad=1; tap_diag "$n answers for ${#hostile[@]} recipients"; }
-alive || { bad=1; tap_diag "the daemon died"; }
+mxgate_alive "$daemon" || { bad=1; tap_diag "the daemon died"; }
 tap_result $bad "milter: ${#hostile[@]} hostile recipients: each no opinion or a refusal, none a tempfail"
 out=$(mdb_sql "$db" postfix -e "SELECT note FROM canary WHERE id = 1")
 tap_result $([ "$out" = "still here" ]; echo $?) "milter: the canary table survives"
@@ -466,7 +459,7 @@ tap_result $([ "$line" = "y 451 4.3.0 <kill-open@example.org>: Temporary lookup 
     ! grep -q "kill-open@example.org: source lookup failed" "$log"; echo $?) \
     "circuit breaker open: 451 without asking the server (logged as skipped, no failed lookup)" ||
     tap_diag "$(grep -F 'kill-open' "$log")"
-mdb_start "$db" "$dbport" || { echo "Bail out! MariaDB did not restart"; exit 99; }
+mdb_start "$db" "$dbport" || bail "MariaDB did not restart"
 # rN@example.net needs a fresh alias lookup (then the catch-all to bob): a
 # 552 shows that SQL answers again.  Until 5 s after the breaker opened
 # every lookup is still skipped, though the server may be back; the first
@@ -487,7 +480,7 @@ tap_result "$([[ -n $first && $early == 0 ]] && awk -v s="${first:-0}" 'BEGIN { 
     "circuit breaker: the server is asked again 5 s after it opened, not before (first answer ${first:-never} s after opening)"
 tap_result "$([[ -n $first ]] && grep -q "quota: mysql source answers again" "$log"; echo $?)" \
     "milter: server restarted: the same daemon refuses a full mailbox again, 'answers again' logged ($((SECONDS - t0)) s, $((i + 1)) tries)"
-tap_result $(alive; echo $?) "the daemon is still running"
+tap_result $(mxgate_alive "$daemon"; echo $?) "the daemon is still running"
 tap_result $(grep -q "NOQUEUE: reject: RCPT from .*: $(full_reply bob@example.org); from=<sender@example.net> to=<bob@example.org>.*check=quota" "$log"; echo $?) \
     "the refusal is logged in Postfix style"
 

@@ -10,17 +10,8 @@
 # can claim any client address and send any bytes, and sees reply texts).
 # TAP on stdout; exit 99 only when the harness cannot run.
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-MXGATE=${MXGATE:-${abs_top_builddir:-$(cd "$here/../.." && pwd)}/mxgate}
-. "$here/lib/tap.sh"
-. "$here/lib/postfix.sh"
-. "$here/lib/mxgate.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.sh"
 . "$here/lib/memcached.sh"
-
-bail() {
-    echo "Bail out! $*"
-    exit 99
-}
 
 [ -x "$MXGATE" ] || bail "no daemon at $MXGATE"
 command -v python3 >/dev/null || bail "python3 missing"

@@ -22,14 +22,11 @@ t.run(function()
 	for _, c in ipairs(cases) do
 		local daemon, refused = c[1], c[2]
 		local what = daemon and ("{daemon_name} \"" .. daemon .. "\"") or "no {daemon_name}"
+		local want, word = t.refusal(refused)
 		for _, helo in ipairs({ "localhost", "[192.0.2.256]" }) do
-			local r = t.transaction({ helo = helo,
-						  connect_macros = daemon and { ["{daemon_name}"] = daemon } or nil })
-			local want = refused and SMFIR_REPLYCODE or SMFIR_CONTINUE
-			t.check(r.mail == SMFIR_CONTINUE and r.rcpt[1] == want,
-				"HELO " .. helo .. ", " .. what .. ": RCPT TO " ..
-				(refused and "refused" or "continues"),
-				"got MAIL " .. t.reply_name(r.mail) .. ", RCPT " .. t.reply_name(r.rcpt[1]))
+			t.check_rcpts({ helo = helo,
+					connect_macros = daemon and { ["{daemon_name}"] = daemon } or nil },
+				      want, "HELO " .. helo .. ", " .. what .. ": RCPT TO " .. word)
 		end
 	end
 end)

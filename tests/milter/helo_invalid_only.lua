@@ -31,12 +31,5 @@ local cases = {
 }
 
 t.run(function()
-	for _, c in ipairs(cases) do
-		local helo, refused = c[1], c[2]
-		local r = t.transaction({ helo = helo })
-		local want = refused and SMFIR_REPLYCODE or SMFIR_CONTINUE
-		t.check(r.mail == SMFIR_CONTINUE and r.rcpt[1] == want,
-			"HELO " .. helo .. ": RCPT " .. (refused and "refused" or "continues"),
-			"got MAIL " .. t.reply_name(r.mail) .. ", RCPT " .. t.reply_name(r.rcpt[1]))
-	end
+	t.check_helo_cases(cases)
 end)

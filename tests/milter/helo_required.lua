@@ -14,10 +14,8 @@ t.run(function()
 	local r = t.transaction({ helo = false })
 	t.check(r.mail == SMFIR_REPLYCODE, "no HELO: MAIL FROM refused", "got " .. t.reply_name(r.mail))
 
-	r = t.transaction({ helo = "mail.example.net" })
-	t.check(r.mail == SMFIR_CONTINUE and r.rcpt[1] == SMFIR_CONTINUE,
-		"HELO mail.example.net: MAIL and RCPT continue",
-		"got MAIL " .. t.reply_name(r.mail) .. ", RCPT " .. t.reply_name(r.rcpt[1]))
+	t.check_rcpts({ helo = "mail.example.net" }, SMFIR_CONTINUE,
+		      "HELO mail.example.net: MAIL and RCPT continue")
 
 	r = t.transaction({ helo = false, mail_macros = { ["{auth_authen}"] = "alice@example.net" } })
 	t.check(r.mail == SMFIR_CONTINUE, "no HELO, authenticated: MAIL FROM continues",

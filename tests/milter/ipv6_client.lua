@@ -24,10 +24,8 @@ local cases = {
 t.run(function()
 	for _, c in ipairs(cases) do
 		local ip, helo, refused = c[1], c[2], c[3]
-		local r = t.transaction({ ip = ip, host = "client6.example.net", helo = helo })
-		local want = refused and SMFIR_REPLYCODE or SMFIR_CONTINUE
-		t.check(r.mail == SMFIR_CONTINUE and r.rcpt[1] == want,
-			"client " .. ip .. ", HELO " .. helo .. ": RCPT " .. (refused and "refused" or "continues"),
-			"got MAIL " .. t.reply_name(r.mail) .. ", RCPT " .. t.reply_name(r.rcpt[1]))
+		local want, word = t.refusal(refused)
+		t.check_rcpts({ ip = ip, host = "client6.example.net", helo = helo }, want,
+			      "client " .. ip .. ", HELO " .. helo .. ": RCPT " .. word)
 	end
 end)

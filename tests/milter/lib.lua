@@ -116,6 +116,26 @@ local function negotiated_away(conn, option, what)
 	return false
 end
 
+-- Run step name (fn(conn, ...)) and return the filter's reply (an SMFIR_*
+-- value), or nil when the step failed (already recorded).
+local function reply_to(name, fn, conn, ...)
+	if not step(name, fn, conn, ...) then
+		return nil
+	end
+	return mt.getreply(conn)
+end
+
+-- Send the macros of table macros ({name} = value) with command cmd (an
+-- SMFIC_* value); what names the step in a failure.  True if they went.
+local function send_macros(conn, cmd, macros, what)
+	local args = { conn, cmd }
+	for k, v in pairs(macros) do
+		args[#args + 1] = k
+		args[#args + 1] = v
+	end
+	return step(what, mt.macro, table.unpack(args))
+end
+
 -- Connect to the daemon (with retries while it starts) and negotiate with
 -- MTA offers version, protocol and actions (nil: miltertest's defaults,
 -- i.e. everything a version 6 MTA offers).  Returns the connection or nil.
@@ -152,15 +172,9 @@ function t.session(opts)
 	if conn == nil then
 		return nil
 	end
-	if opts.connect_macros then
-		local args = { conn, SMFIC_CONNECT }
-		for k, v in pairs(opts.connect_macros) do
-			args[#args + 1] = k
-			args[#args + 1] = v
-		end
-		if not step("connect macros", mt.macro, table.unpack(args)) then
-			return nil
-		end
+	if opts.connect_macros and not send_macros(conn, SMFIC_CONNECT, opts.connect_macros,
+						   "connect macros") then
+		return nil
 	end
 	if negotiated_away(conn, SMFIP_NOCONNECT, "CONNECT") then
 		return nil
@@ -207,20 +221,11 @@ function t.mail(conn, sender, mail_macros, ...)
 	if negotiated_away(conn, SMFIP_NOMAIL, "MAIL") then
 		return nil
 	end
-	if mail_macros and next(mail_macros) ~= nil then
-		local args = { conn, SMFIC_MAIL }
-		for k, v in pairs(mail_macros) do
-			args[#args + 1] = k
-			args[#args + 1] = v
-		end
-		if not step("MAIL macros", mt.macro, table.unpack(args)) then
-			return nil
-		end
-	end
-	if not step("MAIL FROM " .. sender, mt.mailfrom, conn, sender, ...) then
+	if mail_macros and next(mail_macros) ~= nil and
+	    not send_macros(conn, SMFIC_MAIL, mail_macros, "MAIL macros") then
 		return nil
 	end
-	return mt.getreply(conn)
+	return reply_to("MAIL FROM " .. sender, mt.mailfrom, conn, sender, ...)
 end
 
 -- RCPT TO rcpt.  Returns the reply or nil when the step failed.
@@ -228,22 +233,15 @@ function t.rcpt(conn, rcpt, ...)
 	if negotiated_away(conn, SMFIP_NORCPT, "RCPT") then
 		return nil
 	end
-	if not step("RCPT TO " .. rcpt, mt.rcptto, conn, rcpt, ...) then
-		return nil
-	end
-	return mt.getreply(conn)
+	return reply_to("RCPT TO " .. rcpt, mt.rcptto, conn, rcpt, ...)
 end
 
 -- DATA.  Returns the reply or nil when the step failed.
 function t.data(conn)
-	if mt.test_option(conn, SMFIP_NODATA) then
-		t.check(false, "DATA is not negotiated away", "the filter asked for SMFIP_NODATA")
+	if negotiated_away(conn, SMFIP_NODATA, "DATA") then
 		return nil
 	end
-	if not step("DATA", mt.data, conn) then
-		return nil
-	end
-	return mt.getreply(conn)
+	return reply_to("DATA", mt.data, conn)
 end
 
 -- End the transaction (RSET / a refused MAIL): the next MAIL starts afresh.
@@ -284,6 +282,39 @@ function t.transaction(opts)
 	end
 	t.quit(conn)
 	return result
+end
+
+--[[
+One check named name: in t.transaction(opts), MAIL FROM continues and every
+recipient (opts.rcpts, default one) gets want, an SMFIR_* value.  Returns
+whether it passed.
+]]
+function t.check_rcpts(opts, want, name)
+	local r = t.transaction(opts)
+	local ok, got = r.mail == SMFIR_CONTINUE, {}
+	for i = 1, #(opts.rcpts or { "" }) do
+		ok = ok and r.rcpt[i] == want
+		got[i] = t.reply_name(r.rcpt[i])
+	end
+	return t.check(ok, name,
+		       "got MAIL " .. t.reply_name(r.mail) .. ", RCPT " .. table.concat(got, ", "))
+end
+
+-- The RCPT reply a check that refuses (or passes) expects, and its word.
+function t.refusal(refused)
+	if refused then
+		return SMFIR_REPLYCODE, "refused"
+	end
+	return SMFIR_CONTINUE, "continues"
+end
+
+-- For each { HELO name, refused? } of cases, a t.check_rcpts of a session
+-- with that HELO, named "HELO NAME: RCPT refused" (or "continues").
+function t.check_helo_cases(cases)
+	for _, c in ipairs(cases) do
+		local want, word = t.refusal(c[2])
+		t.check_rcpts({ helo = c[1] }, want, "HELO " .. c[1] .. ": RCPT " .. word)
+	end
 end
 
 -- Run the script's body, turning a Lua error into a failed check, then say

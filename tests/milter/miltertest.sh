@@ -70,7 +70,7 @@ directives() {
 }
 
 run_script() {
-    local lua=$1 name conf log out rc done=no line text st
+    local lua=$1 name conf log out rc done=no text st
     name=$(basename "$lua" .lua)
     conf=$work/$name.conf
     log=$work/$name.log
@@ -86,15 +86,7 @@ run_script() {
     out=$(cd "$work" && MXGATE_PORT=$MXGATE_PORT MXGATE_TEST_DIR=$luadir \
         timeout -k 5 "$SCRIPT_TIMEOUT" miltertest -s "$lua" 2>&1 </dev/null)
     rc=$?
-    while IFS= read -r line; do
-        case $line in
-            "TAP ok - "*) tap_result 0 "$name: ${line#TAP ok - }" ;;
-            "TAP not ok - "*) tap_result 1 "$name: ${line#TAP not ok - }" ;;
-            "TAP # "*) tap_diag "$name: ${line#TAP # }" ;;
-            "TAP done "*) done=yes ;;
-            *) [[ -n $line ]] && tap_diag "$name (miltertest): $line" ;;
-        esac
-    done <<<"$out"
+    tap_relay "$name: " "$name (miltertest): " <<<"$out" && done=yes
     [[ $rc == 124 || $rc == 137 ]] && tap_diag "$name: miltertest timed out after ${SCRIPT_TIMEOUT}s"
     tap_result "$([[ $rc == 0 && $done == yes ]]; echo $?)" \
         "$name: miltertest ran the script to its end (exit $rc)"

@@ -9,27 +9,23 @@
 
 local t = dofile((os.getenv("MXGATE_TEST_DIR") or ".") .. "/lib.lua")
 
-local function opt(conn, name, want)
-	local v = _G[name]
-	if v == nil then
-		t.diag("miltertest does not know " .. name)
-		return
+-- A function (conn, NAME, want) checking that test (mt.test_option or
+-- mt.test_action, called test_name) says want for the flag named NAME; the
+-- point is named yes .. NAME or no .. NAME.
+local function prober(test, test_name, yes, no)
+	return function(conn, name, want)
+		local v = _G[name]
+		if v == nil then
+			t.diag("miltertest does not know " .. name)
+			return
+		end
+		local got = test(conn, v)
+		t.check(got == want, (want and yes or no) .. name, test_name .. " gave " .. tostring(got))
 	end
-	local got = mt.test_option(conn, v)
-	t.check(got == want, (want and "requests " or "does not request ") .. name,
-		"test_option gave " .. tostring(got))
 end
 
-local function act(conn, name, want)
-	local v = _G[name]
-	if v == nil then
-		t.diag("miltertest does not know " .. name)
-		return
-	end
-	local got = mt.test_action(conn, v)
-	t.check(got == want, (want and "asks for action " or "does not ask for action ") .. name,
-		"test_action gave " .. tostring(got))
-end
+local opt = prober(mt.test_option, "test_option", "requests ", "does not request ")
+local act = prober(mt.test_action, "test_action", "asks for action ", "does not ask for action ")
 
 -- Everything but SMFIP_NR_CONN and SMFIP_NR_HELO, given as both protocol
 -- steps and actions: miltertest 2.11 reads mt.negotiate's 3rd argument as

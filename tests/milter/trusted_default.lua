@@ -20,11 +20,8 @@ local cases = {
 t.run(function()
 	for _, c in ipairs(cases) do
 		local ip, trusted = c[1], c[2]
-		local r = t.transaction({ ip = ip, helo = "localhost" })
-		local want = trusted and SMFIR_CONTINUE or SMFIR_REPLYCODE
-		t.check(r.mail == SMFIR_CONTINUE and r.rcpt[1] == want,
-			"client " .. ip .. ", HELO localhost: " ..
-			(trusted and "trusted by default, RCPT continues" or "not trusted, RCPT refused"),
-			"got MAIL " .. t.reply_name(r.mail) .. ", RCPT " .. t.reply_name(r.rcpt[1]))
+		t.check_rcpts({ ip = ip, helo = "localhost" }, t.refusal(not trusted),
+			      "client " .. ip .. ", HELO localhost: " ..
+			      (trusted and "trusted by default, RCPT continues" or "not trusted, RCPT refused"))
 	end
 end)

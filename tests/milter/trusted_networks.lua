@@ -28,13 +28,10 @@ local cases = {
 t.run(function()
 	for _, c in ipairs(cases) do
 		local ip, trusted = c[1], c[2]
-		local r = t.transaction({ ip = ip, helo = "localhost",
-					  rcpts = { "<r1@example.org>", "<r2@example.org>" } })
-		local want = trusted and SMFIR_CONTINUE or SMFIR_REPLYCODE
-		t.check(r.mail == SMFIR_CONTINUE and r.rcpt[1] == want and r.rcpt[2] == want,
-			"client " .. ip .. ", HELO localhost: " ..
-			(trusted and "trusted, RCPTs continue" or "not trusted, RCPTs refused"),
-			"got MAIL " .. t.reply_name(r.mail) .. ", RCPT " .. t.reply_name(r.rcpt[1]) ..
-			", " .. t.reply_name(r.rcpt[2]))
+		t.check_rcpts({ ip = ip, helo = "localhost",
+				rcpts = { "<r1@example.org>", "<r2@example.org>" } },
+			      t.refusal(not trusted),
+			      "client " .. ip .. ", HELO localhost: " ..
+			      (trusted and "trusted, RCPTs continue" or "not trusted, RCPTs refused"))
 	end
 end)

@@ -9,20 +9,13 @@
 local t = dofile((os.getenv("MXGATE_TEST_DIR") or ".") .. "/lib.lua")
 
 t.run(function()
-	local r = t.transaction({ ip = "unspec", host = "local.example.net", helo = "localhost" })
-	t.check(r.mail == SMFIR_CONTINUE and r.rcpt[1] == SMFIR_REPLYCODE,
-		"unspec client, HELO localhost: RCPT refused",
-		"got MAIL " .. t.reply_name(r.mail) .. ", RCPT " .. t.reply_name(r.rcpt[1]))
-	r = t.transaction({ ip = "unspec", host = "local.example.net", helo = "mail.example.net" })
-	t.check(r.mail == SMFIR_CONTINUE and r.rcpt[1] == SMFIR_CONTINUE,
-		"unspec client, HELO mail.example.net: RCPT continues",
-		"got MAIL " .. t.reply_name(r.mail) .. ", RCPT " .. t.reply_name(r.rcpt[1]))
-	r = t.transaction({ ip = "unspec", host = "local.example.net", helo = false })
-	t.check(r.mail == SMFIR_CONTINUE and r.rcpt[1] == SMFIR_CONTINUE,
-		"unspec client, no HELO: RCPT continues",
-		"got MAIL " .. t.reply_name(r.mail) .. ", RCPT " .. t.reply_name(r.rcpt[1]))
+	t.check_rcpts({ ip = "unspec", host = "local.example.net", helo = "localhost" },
+		      SMFIR_REPLYCODE, "unspec client, HELO localhost: RCPT refused")
+	t.check_rcpts({ ip = "unspec", host = "local.example.net", helo = "mail.example.net" },
+		      SMFIR_CONTINUE, "unspec client, HELO mail.example.net: RCPT continues")
+	t.check_rcpts({ ip = "unspec", host = "local.example.net", helo = false }, SMFIR_CONTINUE,
+		      "unspec client, no HELO: RCPT continues")
 	-- The same list does trust an ordinary client.
-	r = t.transaction({ ip = "192.0.2.1", helo = "localhost" })
-	t.check(r.rcpt[1] == SMFIR_CONTINUE, "client 192.0.2.1 in 0.0.0.0/0, HELO localhost: RCPT continues",
-		"got RCPT " .. t.reply_name(r.rcpt[1]))
+	t.check_rcpts({ ip = "192.0.2.1", helo = "localhost" }, SMFIR_CONTINUE,
+		      "client 192.0.2.1 in 0.0.0.0/0, HELO localhost: RCPT continues")
 end)

@@ -465,55 +465,86 @@ test_literal_malformed(void **state)
 	check_rows(rows, NROWS(rows));
 }
 
+/* One call of a hostname_valid*() helper: the text, the length passed, the answer. */
+struct helper_row {
+	const char *text;
+	size_t	len;
+	bool	valid;
+};
+
+/* Call fn on each row and fail on the first answer that differs. */
+static void
+check_helper(bool (*fn)(const char *, size_t), const char *fn_name,
+    const struct helper_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (fn(rows[i].text, rows[i].len) != rows[i].valid)
+			fail_msg("%s(\"%s\", %zu) is not %s", fn_name, rows[i].text,
+			    rows[i].len, rows[i].valid ? "true" : "false");
+	}
+}
+
 static void
 test_helper_hostname(void **state)
 {
+	static const struct helper_row rows[] = {
+		{ "a", 1, true },
+		{ "a.b", 3, true },
+		{ "_", 1, true },
+		{ "1-2", 3, true },
+		{ "1.2", 3, false },
+		{ "a.", 2, false },	/* no dot stripping here */
+		{ "a.b", 2, false },	/* length is honoured */
+		{ "a.bX", 3, true },
+		{ "a-", 2, false },
+		{ "-a", 2, false },
+	};
+
 	(void)state;
-	assert_true(hostname_valid("a", 1));
-	assert_true(hostname_valid("a.b", 3));
-	assert_true(hostname_valid("_", 1));
-	assert_true(hostname_valid("1-2", 3));
-	assert_false(hostname_valid("1.2", 3));
-	assert_false(hostname_valid("a.", 2));	/* no dot stripping here */
-	assert_false(hostname_valid("a.b", 2));	/* length is honoured */
-	assert_true(hostname_valid("a.bX", 3));
-	assert_false(hostname_valid("a-", 2));
-	assert_false(hostname_valid("-a", 2));
+	check_helper(hostname_valid, "hostname_valid", rows, NROWS(rows));
 }
 
 static void
 test_helper_ipv4(void **state)
 {
+	static const struct helper_row rows[] = {
+		{ "1.2.3.4", 7, true },
+		{ "00.0.0.0", 8, true },
+		{ "1.2.3.0004", 10, true },
+		{ "1.2.3.45", 7, true },	/* "1.2.3.4" */
+		{ "000.1.1.1", 9, false },
+		{ "1.2.3.4.", 8, false },
+		{ "1.2.3.4", 6, false },	/* "1.2.3." */
+		{ "1.2.3.999", 9, false },
+		{ "1.2.3.4 ", 8, false },
+		{ "0x1.2.3.4", 9, false },
+	};
+
 	(void)state;
-	assert_true(hostname_valid_ipv4("1.2.3.4", 7));
-	assert_true(hostname_valid_ipv4("00.0.0.0", 8));
-	assert_true(hostname_valid_ipv4("1.2.3.0004", 10));
-	assert_true(hostname_valid_ipv4("1.2.3.45", 7));	/* "1.2.3.4" */
-	assert_false(hostname_valid_ipv4("000.1.1.1", 9));
-	assert_false(hostname_valid_ipv4("1.2.3.4.", 8));
-	assert_false(hostname_valid_ipv4("1.2.3.4", 6));	/* "1.2.3." */
-	assert_false(hostname_valid_ipv4("1.2.3.999", 9));
-	assert_false(hostname_valid_ipv4("1.2.3.4 ", 8));
-	assert_false(hostname_valid_ipv4("0x1.2.3.4", 9));
+	check_helper(hostname_valid_ipv4, "hostname_valid_ipv4", rows, NROWS(rows));
 }
 
 static void
 test_helper_ipv6(void **state)
 {
+	static const struct helper_row rows[] = {
+		{ "::", 2, true },
+		{ "::1", 3, true },
+		{ "1::", 3, true },
+		{ "1:2:3", 5, true },
+		{ "FFFF::abcd", 10, true },
+		{ "::1.2.3.4", 9, true },
+		{ "1:2", 3, false },
+		{ ":1:2", 4, false },
+		{ ":::", 3, false },
+		{ "fffff::", 7, false },
+		{ "::0.1.2.3", 9, false },
+		{ "1.2.3.4", 7, false },
+		{ "1:2:3", 4, false },	/* "1:2:" */
+	};
+
 	(void)state;
-	assert_true(hostname_valid_ipv6("::", 2));
-	assert_true(hostname_valid_ipv6("::1", 3));
-	assert_true(hostname_valid_ipv6("1::", 3));
-	assert_true(hostname_valid_ipv6("1:2:3", 5));
-	assert_true(hostname_valid_ipv6("FFFF::abcd", 10));
-	assert_true(hostname_valid_ipv6("::1.2.3.4", 9));
-	assert_false(hostname_valid_ipv6("1:2", 3));
-	assert_false(hostname_valid_ipv6(":1:2", 4));
-	assert_false(hostname_valid_ipv6(":::", 3));
-	assert_false(hostname_valid_ipv6("fffff::", 7));
-	assert_false(hostname_valid_ipv6("::0.1.2.3", 9));
-	assert_false(hostname_valid_ipv6("1.2.3.4", 7));
-	assert_false(hostname_valid_ipv6("1:2:3", 4));	/* "1:2:" */
+	check_helper(hostname_valid_ipv6, "hostname_valid_ipv6", rows, NROWS(rows));
 }
 
 /* With both flags, the verdict is the first refusal: invalid, then non-FQDN. */

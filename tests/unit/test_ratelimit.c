@@ -167,6 +167,18 @@ static void
 test_limit_parsing(void **state)
 {
 	struct rate_limit l;
+	static const struct {
+		const char *text;
+		unsigned long count;
+		unsigned long period;	/* seconds */
+	} good[] = {
+		{ "100/1m", 100, 60 },
+		{ "2000/1h", 2000, 3600 },
+		{ "5/m", 5, 60 },
+		{ "7/30s", 7, 30 },
+		{ "1/30d", 1, 30 * 86400 },
+		{ "9999999999/1d", 9999999999UL, 86400 },
+	};
 	static const char *const bad[] = {
 	    "",	     "10",	"10/",	  "/1m",    "0/1m",	   "10/0m",
 	    "10/1x", "10/1m ",	" 10/1m", "10/31d", "10/2592001s", "99999999999/1m",
@@ -174,20 +186,12 @@ test_limit_parsing(void **state)
 	};
 
 	(void)state;
-	assert_true(config_parse_limit("100/1m", &l));
-	assert_int_equal(l.count, 100);
-	assert_int_equal(l.period, 60);
-	assert_true(config_parse_limit("2000/1h", &l));
-	assert_int_equal(l.period, 3600);
-	assert_true(config_parse_limit("5/m", &l));
-	assert_int_equal(l.period, 60);
-	assert_true(config_parse_limit("7/30s", &l));
-	assert_int_equal(l.count, 7);
-	assert_int_equal(l.period, 30);
-	assert_true(config_parse_limit("1/30d", &l));
-	assert_int_equal(l.period, 30 * 86400);
-	assert_true(config_parse_limit("9999999999/1d", &l));
-	assert_int_equal(l.count, 9999999999UL);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		if (!config_parse_limit(good[i].text, &l))
+			fail_msg("\"%s\" was refused", good[i].text);
+		assert_int_equal(l.count, good[i].count);
+		assert_int_equal(l.period, good[i].period);
+	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (config_parse_limit(bad[i], &l))
 			fail_msg("\"%s\" was accepted", bad[i]);
@@ -381,6 +385,22 @@ test_class_matching(void **state)
 	    "    classes = ( { match = \"newsletter@example.com\"; limits = [ \"20000/1h\" ]; },\n"
 	    "                { match = \"*\"; limits = [ \"500/1h\" ]; } ); }\n"
 	    "); };\n");
+	static const struct {
+		const char *ip, *sasl;
+		size_t	rule;
+		int	class;		/* the class that fits, -1: none */
+		unsigned long first;	/* its first limit's count, 0: no limit */
+	} cases[] = {
+		/* The CIDR sees the client's own address, not its /24 group. */
+		{ "192.0.2.200", "Newsletter@Example.COM", 0, 0, 1 },
+		/* Globs too; first match wins; case is ignored. */
+		{ "192.0.2.200", "Newsletter@Example.COM", 1, 0, 20000 },
+		{ "192.0.2.5", "someone@example.com", 0, 1, 2 },
+		{ "192.0.2.5", "someone@example.com", 1, 1, 500 },
+		/* No class fits: the rule's own limits; an empty class: unlimited. */
+		{ "198.51.100.1", NULL, 0, -1, 10 },
+		{ "2001:db8::5", NULL, 0, 2, 0 },
+	};
 	struct session *s;
 	struct rate_value k;
 	const struct rate_limits *l;
@@ -388,42 +408,21 @@ test_class_matching(void **state)
 
 	(void)state;
 	assert_non_null(cfg);
-	config_hold(cfg); config_hold(cfg); config_hold(cfg);
-	/* The CIDR sees the client's own address, not its /24 group. */
-	s = session_with(cfg, "192.0.2.200", "a@b", "Newsletter@Example.COM");
-	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &k));
-	l = ratelimit_limits(&cfg->ratelimit.rules[0], &k, &s->addr, &ci);
-	assert_int_equal(ci, 0);
-	assert_int_equal(l->items[0].count, 1);
-	/* Globs too; first match wins; case is ignored. */
-	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[1], s, &k));
-	l = ratelimit_limits(&cfg->ratelimit.rules[1], &k, &s->addr, &ci);
-	assert_int_equal(ci, 0);
-	assert_int_equal(l->items[0].count, 20000);
-	session_close(s);
-	s = session_with(cfg, "192.0.2.5", "a@b", "someone@example.com");
-	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &k));
-	l = ratelimit_limits(&cfg->ratelimit.rules[0], &k, &s->addr, &ci);
-	assert_int_equal(ci, 1);
-	assert_int_equal(l->items[0].count, 2);
-	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[1], s, &k));
-	l = ratelimit_limits(&cfg->ratelimit.rules[1], &k, &s->addr, &ci);
-	assert_int_equal(ci, 1);
-	assert_int_equal(l->items[0].count, 500);
-	session_close(s);
-	/* No class fits: the rule's own limits; an empty class: unlimited. */
-	s = session_with(cfg, "198.51.100.1", "a@b", NULL);
-	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &k));
-	l = ratelimit_limits(&cfg->ratelimit.rules[0], &k, &s->addr, &ci);
-	assert_int_equal(ci, -1);
-	assert_int_equal(l->items[0].count, 10);
-	session_close(s);
-	s = session_with(cfg, "2001:db8::5", "a@b", NULL);
-	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &k));
-	l = ratelimit_limits(&cfg->ratelimit.rules[0], &k, &s->addr, &ci);
-	assert_int_equal(ci, 2);
-	assert_int_equal(l->count, 0);
-	session_close(s);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct rate_rule *rule = &cfg->ratelimit.rules[cases[i].rule];
+
+		config_hold(cfg); /* the session's */
+		s = session_with(cfg, cases[i].ip, "a@b", cases[i].sasl);
+		assert_true(check_ratelimit_key(rule, s, &k));
+		l = ratelimit_limits(rule, &k, &s->addr, &ci);
+		assert_int_equal(ci, cases[i].class);
+		if (cases[i].first == 0)
+			assert_int_equal(l->count, 0);
+		else
+			assert_int_equal(l->items[0].count, cases[i].first);
+		session_close(s);
+	}
+	config_release(cfg);
 }
 
 /* ---- the in-process store ------------------------------------------------- */
@@ -596,6 +595,23 @@ test_admission_burst(void **state)
 	ratelimit_stop();
 }
 
+/*
+ * How many charges of rule number rule at now_ms are admitted before the
+ * first one over; *over is the limit that refused it.
+ */
+static int
+count_admitted(const struct config *cfg, size_t rule, const struct rate_value *key,
+    uint64_t now_ms, const struct rate_limit **over)
+{
+	struct rate_charge c;
+	int	n = 0;
+
+	while (ratelimit_charge(cfg, rule, &cfg->ratelimit.rules[rule].limits, -1, key, now_ms,
+				false, &c, over) == RATE_ADMIT)
+		n++;
+	return n;
+}
+
 static void
 test_admission_sliding(void **state)
 {
@@ -624,34 +640,18 @@ test_admission_sliding(void **state)
 	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 1, false, &c, &over),
 			 RATE_OVER);
 	/* Half way through, half of them still count: 2 more fit (2 + 5/2 <= 5). */
-	for (n = 0;
-	     ratelimit_charge(cfg, 0, l, -1, &key, base + 30000, false, &c, &over) == RATE_ADMIT;
-	     n++)
-		;
-	assert_int_equal(n, 2);
+	assert_int_equal(count_admitted(cfg, 0, &key, base + 30000, &over), 2);
 	/* Near the end of the window the old ones weigh almost nothing: 2 more (5 + 5/60000 > 5).
 	 */
-	for (n = 0;
-	     ratelimit_charge(cfg, 0, l, -1, &key, base + 59999, false, &c, &over) == RATE_ADMIT;
-	     n++)
-		;
-	assert_int_equal(n, 2);
+	assert_int_equal(count_admitted(cfg, 0, &key, base + 59999, &over), 2);
 	/* A minute on, the window of 4 becomes the previous one and weighs in full at first. */
 	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 60000, false, &c, &over),
 			 RATE_ADMIT);
 	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 60000, false, &c, &over),
 			 RATE_OVER);
 	/* The clock steps back an hour: old windows; a step forward: fresh ones. */
-	for (n = 0;
-	     ratelimit_charge(cfg, 0, l, -1, &key, base - 3600000, false, &c, &over) == RATE_ADMIT;
-	     n++)
-		;
-	assert_int_equal(n, 5);
-	for (n = 0;
-	     ratelimit_charge(cfg, 0, l, -1, &key, base + 7200000, false, &c, &over) == RATE_ADMIT;
-	     n++)
-		;
-	assert_int_equal(n, 5);
+	assert_int_equal(count_admitted(cfg, 0, &key, base - 3600000, &over), 5);
+	assert_int_equal(count_admitted(cfg, 0, &key, base + 7200000, &over), 5);
 	session_close(s);
 	ratelimit_stop();
 }
@@ -661,29 +661,20 @@ test_admission_all_windows(void **state)
 {
 	struct config *cfg = load_text(admission_conf);
 	struct rate_value key;
-	struct rate_charge c;
 	const struct rate_limit *over;
 	struct session *s;
-	const struct rate_limits *l;
 	uint64_t t = 1700000040000ULL;
-	int n = 0;
 
 	(void)state;
 	assert_true(ratelimit_start(cfg));
 	s = session_with(cfg, "192.0.2.1", "<windows@example.net>", NULL);
 	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[1], s, &key));
-	l = &cfg->ratelimit.rules[1].limits;
 	/* 3/1m holds first ... */
-	while (ratelimit_charge(cfg, 1, l, -1, &key, t, false, &c, &over) == RATE_ADMIT)
-		n++;
-	assert_int_equal(n, 3);
+	assert_int_equal(count_admitted(cfg, 1, &key, t, &over), 3);
 	assert_int_equal(over->period, 60);
 	/* ... two minutes later 4/1h: one more, then the hour is full. */
 	t += 120000;
-	n = 0;
-	while (ratelimit_charge(cfg, 1, l, -1, &key, t, false, &c, &over) == RATE_ADMIT)
-		n++;
-	assert_int_equal(n, 1);
+	assert_int_equal(count_admitted(cfg, 1, &key, t, &over), 1);
 	assert_int_equal(over->period, 3600);
 	session_close(s);
 	ratelimit_stop();

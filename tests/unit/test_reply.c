@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,27 +23,36 @@ milter_length(const struct reply *r)
 	return strlen(r->code) + strlen(r->dsn) + strlen(buf) + 3;
 }
 
+/* reply_set() accepts code, dsn and item and writes want as the text. */
+static void
+expect_reply(int code, const char *dsn, const char *item, size_t len, const char *text,
+    const char *want)
+{
+	struct reply r;
+	char	code_text[8];
+
+	assert_true(reply_set(&r, code, dsn, item, len, text));
+	snprintf(code_text, sizeof(code_text), "%d", code);
+	assert_string_equal(r.code, code_text);
+	assert_string_equal(r.dsn, dsn);
+	assert_string_equal(r.text, want);
+}
+
 static void
 test_helo_reply(void **state)
 {
-	struct reply r;
-
 	(void)state;
-	assert_true(reply_set(&r, 504, "5.5.2", "usuario-10c7392", 15,
-			      "Helo command rejected: need fully-qualified hostname"));
-	assert_string_equal(r.code, "504");
-	assert_string_equal(r.dsn, "5.5.2");
-	assert_string_equal(r.text, "<usuario-10c7392>: Helo command rejected: need fully-qualified hostname");
+	expect_reply(504, "5.5.2", "usuario-10c7392", 15,
+	    "Helo command rejected: need fully-qualified hostname",
+	    "<usuario-10c7392>: Helo command rejected: need fully-qualified hostname");
 }
 
 static void
 test_no_item(void **state)
 {
-	struct reply r;
-
 	(void)state;
-	assert_true(reply_set(&r, 451, "4.3.2", NULL, 0, "Server busy, try again later"));
-	assert_string_equal(r.text, "Server busy, try again later");
+	expect_reply(451, "4.3.2", NULL, 0, "Server busy, try again later",
+	    "Server busy, try again later");
 }
 
 static void

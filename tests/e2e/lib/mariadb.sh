@@ -1,12 +1,14 @@
 # tests/e2e/lib/mariadb.sh -- run a private MariaDB server for the e2e tests.
 #
-# Sourced by the test scripts (bash only).  The server is Debian's
+# Sourced by the test scripts (bash only), after postfix.sh (its
+# pf_install installs the packages).  The server is Debian's
 # mariadb-server, started directly (no mysqld_safe, no system service) on a
 # data directory that mariadb-install-db creates inside DIR, listening on
 # 127.0.0.1:PORT and on DIR/mysqld.sock.  It is stopped by its pid.  Every
 # wait is bounded.  A test script typically does:
 #
-#   . "$(dirname "${BASH_SOURCE[0]}")/lib/mariadb.sh"
+#   . "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.sh"     # postfix.sh among others
+#   . "$here/lib/mariadb.sh"
 #   mdb_need_packages || exit 99
 #   trap mdb_stop_all EXIT
 #   port=$(mdb_free_port)
@@ -45,37 +47,21 @@ mdb_log() {
     printf '# mariadb: %s\n' "$*" >&2
 }
 
-# mdb_need_packages: install mariadb-server and mariadb-client if missing
-# (apt-get update at most once per machine run, serialised with flock).
-mdb_need_packages() {
-    local missing=() p st
-    for p in "${MDB_PACKAGES[@]}"; do
-        st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)
-        [[ $st == *" installed" ]] || missing+=("$p")
-    done
-    ((${#missing[@]} == 0)) && return 0
-    if [[ $(id -u) != 0 ]]; then
-        mdb_log "missing packages ${missing[*]} and not root: cannot install"
-        return 1
+# Never let the package start the system's own server: a policy-rc.d that
+# refuses every start, for as long as the install runs (pf_install's SETUP).
+mdb_no_service_start() {
+    local policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     fi
-    mdb_log "installing ${missing[*]}"
-    (
-        export DEBIAN_FRONTEND=noninteractive
-        flock -w 600 9 || { mdb_log "apt lock timeout"; exit 1; }
-        stamp=/tmp/.mxgate-e2e-apt-updated
-        opts=(-y -q -o DPkg::Lock::Timeout=300 --no-install-recommends)
-        # Never let the package start the system's own server.
-        policy=/usr/sbin/policy-rc.d
-        if [[ ! -e $policy ]]; then
-            printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
-            trap 'rm -f "$policy"' EXIT
-        fi
-        if [[ ! -e $stamp ]]; then
-            apt-get -q update >&2 || { mdb_log "apt-get update failed"; exit 1; }
-            touch "$stamp"
-        fi
-        apt-get install "${opts[@]}" "${missing[@]}" >&2
-    ) 9>/tmp/.mxgate-e2e-apt.lock
+}
+
+# mdb_need_packages: install mariadb-server and mariadb-client if missing
+# (pf_install: apt-get update at most once per machine run, serialised
+# with flock).
+mdb_need_packages() {
+    pf_install mdb_log mdb_no_service_start "${MDB_PACKAGES[@]}"
 }
 
 # mdb_port_in_use PORT: true if something listens on 127.0.0.1:PORT.

@@ -59,6 +59,22 @@ mxgate_start() {
     return 1
 }
 
+# mxgate_run CONF LOG PORT: "$MXGATE -f -c CONF" for a CONF whose socket
+# is inet:PORT@127.0.0.1 (chosen by the script, which also reloads CONF),
+# its output in LOG; waits up to 10 s for it to listen.  Sets MXGATE_PID;
+# false, with LOG shown as TAP diagnostics and nothing left running, when
+# it did not listen.  Not in $(...): the daemon must be a child of the
+# calling shell.
+mxgate_run() {
+    "$MXGATE" -f -c "$1" </dev/null >"$2" 2>&1 &
+    MXGATE_PID=$!
+    pf_wait_listen "$3" 10 && return 0
+    pf_kill_pid "$MXGATE_PID" 2
+    MXGATE_PID=
+    sed 's/^/# /' "$2"
+    return 1
+}
+
 # MXGATE_REPORT: what a sanitizer writes (AddressSanitizer, LeakSanitizer,
 # ThreadSanitizer, UndefinedBehaviorSanitizer's "runtime error:").
 MXGATE_REPORT='AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:'

@@ -51,37 +51,51 @@ pf_log() {
     printf '# pf: %s\n' "$*" >&2
 }
 
-# pf_need_packages PKG...: apt-get install whichever PKG is not installed.
-# Runs apt-get update at most once per machine run (stamp file, and only if
-# an install is needed); serialised with flock against parallel tests.
-pf_need_packages() {
-    local missing=() p st
+# pf_install LOG SETUP PKG...: apt-get install whichever PKG is not
+# installed, saying so through the function LOG.  The function SETUP runs
+# first in the installing subshell, holding the apt lock: it keeps a
+# package from configuring or starting the system's own service (an EXIT
+# trap it sets runs when the install ends).  Runs apt-get update at most
+# once per machine run (stamp file, and only if an install is needed);
+# serialised with flock against parallel tests.
+pf_install() {
+    local log=$1 setup=$2 missing=() p st
+    shift 2
     for p in "$@"; do
         st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)
         [[ $st == *" installed" ]] || missing+=("$p")
     done
     ((${#missing[@]} == 0)) && return 0
     if [[ $(id -u) != 0 ]]; then
-        pf_log "missing packages ${missing[*]} and not root: cannot install"
+        "$log" "missing packages ${missing[*]} and not root: cannot install"
         return 1
     fi
-    pf_log "installing ${missing[*]}"
+    "$log" "installing ${missing[*]}"
     (
         export DEBIAN_FRONTEND=noninteractive
-        flock -w 600 9 || { pf_log "apt lock timeout"; exit 1; }
-        # Never let the postfix package configure (or start) the system's
-        # own instance: the tests run private ones.
-        printf '%s\n' 'postfix postfix/main_mailer_type select No configuration' \
-            'postfix postfix/mailname string mx.test.example' |
-            debconf-set-selections 2>/dev/null
+        flock -w 600 9 || { "$log" "apt lock timeout"; exit 1; }
+        "$setup"
         local stamp=/tmp/.mxgate-e2e-apt-updated
         local opts=(-y -q -o DPkg::Lock::Timeout=300 --no-install-recommends)
         if [[ ! -e $stamp ]]; then
-            apt-get -q update >&2 || { pf_log "apt-get update failed"; exit 1; }
+            apt-get -q update >&2 || { "$log" "apt-get update failed"; exit 1; }
             touch "$stamp"
         fi
         apt-get install "${opts[@]}" "${missing[@]}" >&2
     ) 9>/tmp/.mxgate-e2e-apt.lock
+}
+
+# Never let the postfix package configure (or start) the system's own
+# instance: the tests run private ones.
+pf_debconf() {
+    printf '%s\n' 'postfix postfix/main_mailer_type select No configuration' \
+        'postfix postfix/mailname string mx.test.example' |
+        debconf-set-selections 2>/dev/null
+}
+
+# pf_need_packages PKG...: pf_install for Postfix and the tools around it.
+pf_need_packages() {
+    pf_install pf_log pf_debconf "$@"
 }
 
 # pf_port_listening PORT: true if something listens on TCP PORT (any
@@ -133,34 +147,43 @@ pf_free_port() {
     ) 9>>"$dir/.lock"
 }
 
-# pf_wait_banner PORT [SECONDS]: wait until PORT answers with an SMTP 220
-# greeting (then say QUIT).  Default 20 s.
-pf_wait_banner() {
-    local port=$1 limit=${2:-20} end line
-    end=$((SECONDS + limit))
+# pf_poll SECONDS INTERVAL COMMAND...: run COMMAND every INTERVAL seconds
+# until it succeeds (true) or SECONDS have passed (false).
+pf_poll() {
+    local end=$((SECONDS + $1)) interval=$2
+    shift 2
     while ((SECONDS < end)); do
-        line=$(timeout 3 bash -c '
-            exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-            IFS= read -r -t 2 line <&3 || exit 1
-            printf "QUIT\r\n" >&3
-            IFS= read -r -t 2 _ <&3
-            printf "%s" "$line"' _ "$port" 2>/dev/null)
-        [[ $line == 220* ]] && return 0
-        sleep 0.2
+        "$@" && return 0
+        sleep "$interval"
     done
-    pf_log "port $port gave no SMTP greeting within ${limit}s"
+    return 1
+}
+
+# pf_greets PORT: true if 127.0.0.1:PORT answers with an SMTP 220 greeting
+# (then it is told QUIT).
+pf_greets() {
+    local line
+    line=$(timeout 3 bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        IFS= read -r -t 2 line <&3 || exit 1
+        printf "QUIT\r\n" >&3
+        IFS= read -r -t 2 _ <&3
+        printf "%s" "$line"' _ "$1" 2>/dev/null)
+    [[ $line == 220* ]]
+}
+
+# pf_wait_banner PORT [SECONDS]: wait until PORT answers with an SMTP 220
+# greeting.  Default 20 s.
+pf_wait_banner() {
+    pf_poll "${2:-20}" 0.2 pf_greets "$1" && return 0
+    pf_log "port $1 gave no SMTP greeting within ${2:-20}s"
     return 1
 }
 
 # pf_wait_listen PORT [SECONDS]: wait until something listens on PORT.
 pf_wait_listen() {
-    local port=$1 limit=${2:-20} end
-    end=$((SECONDS + limit))
-    while ((SECONDS < end)); do
-        pf_port_listening "$port" && return 0
-        sleep 0.1
-    done
-    pf_log "nothing listens on port $port after ${limit}s"
+    pf_poll "${2:-20}" 0.1 pf_port_listening "$1" && return 0
+    pf_log "nothing listens on port $1 after ${2:-20}s"
     return 1
 }
 

@@ -1,4 +1,5 @@
-# tap.sh - TAP output for the shell tests: tap_ok COND-STATUS NAME, tap_plan_end.
+# tap.sh - TAP output for the shell tests: tap_result STATUS NAME, tap_check,
+# tap_diag, tap_relay (a client's "TAP ..." lines), tap_done.
 # Sourced; keeps its own counter.  Results go to stdout, diagnostics as "# ..." lines.
 TAP_N=0
 TAP_FAILED=0
@@ -28,6 +29,26 @@ tap_check() {
 
 tap_diag() {
     printf '%s\n' "$@" | sed 's/^/# /'
+}
+
+# tap_relay PREFIX [OTHER]: turn the "TAP ok - ..." / "TAP not ok - ..." /
+# "TAP # ..." lines of a client (stdin: lib.lua's miltertest scripts, the
+# raw protocol client) into numbered TAP lines and diagnostics, each name
+# prefixed with PREFIX; any other non-empty line becomes a diagnostic
+# prefixed with OTHER (default PREFIX).  True if the client said "done".
+# Read from a redirection, not a pipe: the counters live in this shell.
+tap_relay() {
+    local prefix=$1 other=${2-$1} line finished=no
+    while IFS= read -r line; do
+        case $line in
+            "TAP ok - "*) tap_result 0 "$prefix${line#TAP ok - }" ;;
+            "TAP not ok - "*) tap_result 1 "$prefix${line#TAP not ok - }" ;;
+            "TAP # "*) tap_diag "$prefix${line#TAP # }" ;;
+            "TAP done"*) finished=yes ;;
+            *) [[ -n $line ]] && tap_diag "$other$line" ;;
+        esac
+    done
+    [[ $finished == yes ]]
 }
 
 # tap_done: the plan goes last (TAP allows it), so a script need not count ahead.
