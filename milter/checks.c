@@ -7,6 +7,10 @@
  */
 #include "checks.h"
 
+#include <assert.h>
+
+#include "stats.h"
+
 const struct check *const check_table[] = {
 	&check_overload,
 	&check_helo_required,
@@ -16,3 +20,6 @@ const struct check *const check_table[] = {
 };
 
 const size_t check_count = sizeof(check_table) / sizeof(check_table[0]);
+
+static_assert(sizeof(check_table) / sizeof(check_table[0]) <= STATS_CHECKS,
+	      "stats.h counts decisions for every row");

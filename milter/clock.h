@@ -18,6 +18,16 @@ clock_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* CLOCK_MONOTONIC in microseconds, for latencies (a vDSO call, no system call). */
+static inline uint64_t
+clock_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 /* The CLOCK_MONOTONIC time ms milliseconds from now, for pthread_cond_timedwait and poll deadlines. */
 static inline struct timespec
 clock_after_ms(uint64_t ms)

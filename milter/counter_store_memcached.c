@@ -34,7 +34,9 @@
 #include <time.h>
 
 #include "breaker.h"
+#include "clock.h"
 #include "log.h"
+#include "stats.h"
 
 #define POOL_MAX 64   /* handles: more threads than that wait */
 #define RETRY_MS 1000 /* a dead server is probed this often */
@@ -43,6 +45,7 @@
 struct mc_server {
 	char name[SERVER_NAME_MAX]; /* "host:port" for logs */
 	struct breaker breaker;	    /* opens on the first failure, probes every RETRY_MS */
+	struct stats_backend *stats; /* its requests (NULL: not counted) */
 };
 
 struct memcached_store {
@@ -62,12 +65,15 @@ mc_of(struct counter_store *cs)
 
 /* Feed the outcome of an operation on srv to its breaker, and log what changed. */
 static void
-mc_record(struct mc_server *srv, memcached_return_t rc, const char *what)
+mc_record(struct mc_server *srv, memcached_return_t rc, const char *what, uint64_t t0_us)
 {
 	/* Any answer from the server shows it is there. */
 	bool answered =
 	    rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND || rc == MEMCACHED_NOTSTORED;
 
+	stats_backend_request(srv->stats, !answered ? STATS_ERROR :
+			      rc == MEMCACHED_NOTFOUND ? STATS_NOT_FOUND : STATS_OK,
+			      clock_us() - t0_us);
 	switch (breaker_record(&srv->breaker, answered)) {
 	case BREAKER_CLOSED:
 		log_warning("memcached %s answers again", srv->name);
@@ -119,6 +125,7 @@ mc_begin(struct memcached_store *mc, const char *key, size_t len, struct mc_serv
 	i = memcached_generate_hash(h, key, len);
 	*srv = &mc->servers[i < mc->nservers ? i : 0];
 	if (!breaker_allow(&(*srv)->breaker)) {
+		stats_backend_request((*srv)->stats, STATS_SKIPPED, 0);
 		mc_return(mc, h);
 		return NULL;
 	}
@@ -150,6 +157,7 @@ mc_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delta, u
 {
 	struct memcached_store *mc = mc_of(cs);
 	struct mc_server *srv;
+	uint64_t t0 = clock_us();
 	memcached_st *h = mc_begin(mc, key, len, &srv);
 	memcached_return_t rc;
 
@@ -167,7 +175,7 @@ mc_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delta, u
 		if (rc != MEMCACHED_NOTSTORED)
 			break;
 	}
-	mc_record(srv, rc, "incr");
+	mc_record(srv, rc, "incr", t0);
 	mc_return(mc, h);
 	return mc_status(rc);
 }
@@ -178,6 +186,7 @@ mc_decr(struct counter_store *cs, const char *key, size_t len, uint64_t delta)
 {
 	struct memcached_store *mc = mc_of(cs);
 	struct mc_server *srv;
+	uint64_t t0 = clock_us();
 	memcached_st *h = mc_begin(mc, key, len, &srv);
 	memcached_return_t rc;
 	uint64_t value;
@@ -186,7 +195,7 @@ mc_decr(struct counter_store *cs, const char *key, size_t len, uint64_t delta)
 		return STORE_ERROR;
 	rc = memcached_decrement(h, key, len, delta > UINT32_MAX ? UINT32_MAX : (uint32_t)delta,
 				 &value);
-	mc_record(srv, rc, "decr");
+	mc_record(srv, rc, "decr", t0);
 	mc_return(mc, h);
 	return mc_status(rc);
 }
@@ -218,6 +227,7 @@ mc_get(struct counter_store *cs, const char *key, size_t len, uint64_t *value)
 {
 	struct memcached_store *mc = mc_of(cs);
 	struct mc_server *srv;
+	uint64_t t0 = clock_us();
 	memcached_st *h = mc_begin(mc, key, len, &srv);
 	memcached_return_t rc;
 	size_t vlen = 0;
@@ -228,7 +238,7 @@ mc_get(struct counter_store *cs, const char *key, size_t len, uint64_t *value)
 	if (h == NULL)
 		return STORE_ERROR;
 	text = memcached_get(h, key, len, &vlen, &flags, &rc);
-	mc_record(srv, rc, "get");
+	mc_record(srv, rc, "get", t0);
 	mc_return(mc, h);
 	st = mc_status(rc);
 	if (st == STORE_OK && !parse_count(text, vlen, value))
@@ -392,6 +402,7 @@ counter_store_memcached_create(const struct string_list *servers, unsigned timeo
 			 in ? memcached_server_name(in) : servers->items[i],
 			 in ? (unsigned)memcached_server_port(in) : 0);
 		breaker_init(&mc->servers[i].breaker, 1, RETRY_MS);
+		mc->servers[i].stats = stats_backend_slot("memcached", mc->servers[i].name);
 	}
 	if ((mc->pool = memcached_pool_create(mc->master, 1, POOL_MAX)) == NULL) {
 		snprintf(err, err_size, "memcached: cannot create the connection pool");

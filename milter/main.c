@@ -35,6 +35,7 @@
 #include "log.h"
 #include "milter_socket.h"
 #include "services.h"
+#include "stats.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -143,6 +144,7 @@ reload_main(void *arg)
 		if (cfg == NULL) {
 			log_error("reload of %s failed: keeping the running configuration",
 				  path ? path : "(defaults)");
+			stats_reload(false);
 			continue;
 		}
 		if (strcmp(config_engine_name(cfg->engine), milter_current()->name) != 0)
@@ -155,6 +157,7 @@ reload_main(void *arg)
 		services_reload(cfg);
 		config_release(cfg);
 		log_info("configuration reloaded from %s", path ? path : "(defaults)");
+		stats_reload(true);
 	}
 	return NULL;
 }

@@ -421,6 +421,10 @@ overload_machine_step(struct overload_machine *m, const struct overload_settings
 
 static atomic_uint overload_word;
 
+/* The last sample's readings, for status and metrics (published by the sampler). */
+static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct overload_reading last[OVERLOAD_NSIGNALS];
+
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;		/* CLOCK_MONOTONIC */
@@ -445,6 +449,14 @@ overload_signals(void)
 	return atomic_load_explicit(&overload_word, memory_order_relaxed);
 }
 
+void
+overload_last_readings(struct overload_reading out[OVERLOAD_NSIGNALS])
+{
+	pthread_mutex_lock(&last_lock);
+	memcpy(out, last, sizeof(last));
+	pthread_mutex_unlock(&last_lock);
+}
+
 /* The state machine's lines go to the log. */
 static void
 emit_log(void *arg, enum log_level level, const char *line)
@@ -463,6 +475,9 @@ sample_and_publish(void)
 	overload_sample(sampler.current, readings);
 	word = overload_machine_step(&sampler.machine, sampler.current, readings, emit_log, NULL);
 	atomic_store_explicit(&overload_word, word, memory_order_relaxed);
+	pthread_mutex_lock(&last_lock);
+	memcpy(last, readings, sizeof(last));
+	pthread_mutex_unlock(&last_lock);
 	sampler.samples++;
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
 		char	line[OVERLOAD_TEXT_MAX * 2];

@@ -104,6 +104,9 @@ void	overload_scan_limits_for(const struct overload_settings *set,
 void	overload_sample(const struct overload_settings *set,
 			struct overload_reading readings[OVERLOAD_NSIGNALS]);
 
+/* The readings of the last sample (all OFF before the first; not for the SMTP path: a lock). */
+void	overload_last_readings(struct overload_reading out[OVERLOAD_NSIGNALS]);
+
 /*
  * The debug line of sample number n (log_level = "debug"): "overload:
  * sample N: flag file absent, queue depth 19, load average 0.10; not

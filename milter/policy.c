@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "reply.h"
+#include "stats.h"
 
 /* A check's state size, rounded up so that the next one stays aligned. */
 static size_t
@@ -101,9 +102,9 @@ log_decision(const struct session *s, const char *action, enum stage stage,
 
 /* A backend failure: tempfail or pass, as the check's on_error says. */
 static void
-policy_backend_error(struct session *s, enum stage stage, const struct check *check,
-		     struct verdict *v)
+policy_backend_error(struct session *s, enum stage stage, size_t row, struct verdict *v)
 {
+	const struct check *check = check_table[row];
 	enum on_error how = check->on_error && !v->out_of_memory ? check->on_error(s->cfg)
 	    : ON_ERROR_TEMPFAIL;
 
@@ -114,6 +115,7 @@ policy_backend_error(struct session *s, enum stage stage, const struct check *ch
 		return;
 	}
 	log_decision(s, "accept", stage, v, "backend failure, on_error=accept");
+	stats_decision(row, STATS_ACCEPT_ON_ERROR);
 	v->kind = VERDICT_DUNNO;
 }
 
@@ -134,28 +136,35 @@ policy_defer(struct session *s, const struct verdict *v)
 void
 policy_run(struct session *s, enum stage stage, struct verdict *out)
 {
+	size_t	row = 0;
+
 	memset(out, 0, sizeof(*out));
 	if (s->trusted)
 		return;
-	for (size_t i = 0; i < check_count && out->kind == VERDICT_DUNNO; i++) {
-		const struct check *check = check_table[i];
+	for (; row < check_count; row++) {
+		const struct check *check = check_table[row];
 
 		if ((check->stages & stage) == 0)
 			continue;
 		out->check = check->name;
-		check->run(s, row_state(s, i), stage, out);
+		check->run(s, row_state(s, row), stage, out);
 		if (out->kind == VERDICT_ERROR)
-			policy_backend_error(s, stage, check, out);
+			policy_backend_error(s, stage, row, out);
+		if (out->kind != VERDICT_DUNNO)
+			break;
 	}
 	if (out->kind == VERDICT_DUNNO)
 		return;
 	if (out->kind == VERDICT_REFUSE && s->cfg->dry_run) {
 		log_decision(s, "reject_warning", stage, out, NULL);
+		stats_decision(row, STATS_REJECT_WARNING);
 		out->kind = VERDICT_DUNNO;
 		return;
 	}
 	log_decision(s, out->kind == VERDICT_REFUSE ? "reject" :
 		     out->kind == VERDICT_HOLD ? "hold" : "warn", stage, out, out->subject);
+	stats_decision(row, out->kind == VERDICT_REFUSE ? STATS_REJECT :
+		       out->kind == VERDICT_HOLD ? STATS_HOLD : STATS_WARN);
 	if (out->kind == VERDICT_HOLD || out->kind == VERDICT_WARN)
 		policy_defer(s, out);
 }

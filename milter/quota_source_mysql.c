@@ -60,6 +60,7 @@
 #include "clock.h"
 #include "log.h"
 #include "quota_source_mysql_conn.h"
+#include "stats.h"
 
 #ifndef MARIADB_PACKAGE_VERSION_ID
 /* Its non-blocking API is what gives every lookup a deadline. */
@@ -78,6 +79,7 @@ struct mysql_source {
 	unsigned nidle;			/* guarded by lock */
 	unsigned busy;			/* lookups in flight; guarded by lock */
 	bool	closing;		/* guarded by lock */
+	struct stats_backend *stats;	/* its lookups (NULL: not counted) */
 };
 
 /* ---- keys ----------------------------------------------------------------- */
@@ -252,7 +254,7 @@ source_leave(struct mysql_source *ms)
 static enum source_status
 mysql_lookup(struct mysql_source *ms, struct lookup *lk)
 {
-	uint64_t deadline = clock_ms() + ms->server.timeout_ms;
+	uint64_t deadline = clock_ms() + ms->server.timeout_ms, t0 = clock_us();
 	enum source_status st = SOURCE_ERROR;
 	struct mysql_conn *c;
 	enum conn_result r;
@@ -290,6 +292,9 @@ mysql_lookup(struct mysql_source *ms, struct lookup *lk)
 		break;
 	}
 	source_leave(ms);
+	stats_backend_request(ms->stats, st == SOURCE_OK ? STATS_OK :
+			      st == SOURCE_NOT_FOUND ? STATS_NOT_FOUND : STATS_ERROR,
+			      clock_us() - t0);
 	return st;
 }
 
@@ -526,6 +531,19 @@ static const struct quota_source_ops mysql_ops = {
 	.mailbox = mysql_mailbox, .close = mysql_source_close,
 };
 
+/* The counters of the server srv names: "host:port" or the socket's path. */
+static struct stats_backend *
+mysql_stats_slot(const struct mysql_server *srv)
+{
+	char	name[STATS_NAME_MAX];
+
+	if (srv->socket[0] != '\0')
+		snprintf(name, sizeof(name), "unix:%s", srv->socket);
+	else
+		snprintf(name, sizeof(name), "%s:%u", srv->host, srv->port ? srv->port : 3306);
+	return stats_backend_slot("mysql", name);
+}
+
 struct quota_source *
 quota_source_mysql_open(const struct config *cfg)
 {
@@ -559,6 +577,7 @@ quota_source_mysql_open(const struct config *cfg)
 	}
 	ms->base.ops = &mysql_ops;
 	ms->base.state = ms;
+	ms->stats = mysql_stats_slot(srv);
 	return &ms->base;
 }
 

@@ -26,6 +26,7 @@
 #include "counter_store.h"
 #include "log.h"
 #include "snapshot.h"
+#include "stats.h"
 
 #define LOCAL_MAX_ENTRIES 262144 /* in-process counters (about 200 bytes each) */
 #define CACHE_MAX_ENTRIES 65536	 /* cached counts of finished windows */
@@ -417,6 +418,7 @@ ratelimit_charge(const struct config *cfg, size_t rule_index, const struct rate_
 				    "until it does (on_error = local)");
 			store = local_store;
 			r = charge_in(store, cfg, rule, limits, key, now_ms, keep_over, over);
+			stats_ratelimit_fallback();
 		} else if (r != RATE_ERROR && atomic_load(&counting_locally) &&
 			   counter_store_healthy(store) &&
 			   atomic_exchange(&counting_locally, false))

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "reply.h"
+#include "stats.h"
 
 static atomic_ulong next_id = 1;
 
@@ -26,6 +27,7 @@ session_open(struct config *cfg, size_t extra)
 	}
 	s->cfg = cfg;
 	s->id = atomic_fetch_add(&next_id, 1);
+	stats_session(true);
 	s->addr.family = AF_UNSPEC;
 	strcpy(s->client_addr, "unknown");
 	strcpy(s->client_name, "unknown");
@@ -39,6 +41,7 @@ session_close(struct session *s)
 		return;
 	config_release(s->cfg);
 	free(s);
+	stats_session(false);
 }
 
 bool
