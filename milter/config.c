@@ -292,6 +292,8 @@ static const struct key_spec top_keys[] = {
 	KEY_ENUM("engine", engine, engine_words, ENGINE_LIBMILTER),
 	KEY_STRING("user", user, ""),
 	KEY_STRING("pidfile", pidfile, ""),
+	KEY_STRING("control_socket", control_socket, ""),
+	KEY_STRING("metrics", metrics, ""),
 	{.name = "syslog_facility", .type = KT_FACILITY, .offset = OFF(syslog_facility), .num = LOG_MAIL},
 	KEY_ENUM("log_level", log_level, log_level_words, LOG_LEVEL_INFO),
 	KEY_BOOL("dry_run", dry_run, false),

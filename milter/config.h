@@ -97,6 +97,8 @@ struct config {
 	unsigned long generation;	/* 1 for the first config_load(), then up */
 
 	char   *socket, *user, *pidfile;
+	char   *control_socket;		/* "unix:PATH" for mxgatectl; "" = off (read at start) */
+	char   *metrics;		/* "inet:PORT@ADDR" for GET /metrics; "" = off (read at start) */
 	enum engine_kind engine;	/* read at start only: a reload keeps the running one */
 	int	syslog_facility;	/* LOG_MAIL, ... */
 	enum log_level log_level;
