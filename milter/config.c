@@ -29,6 +29,7 @@
 #include "config_loader.h"
 #include "milter_socket.h"
 #include "ratelimit_config.h"
+#include "reply.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -220,9 +221,8 @@ quota_check(struct loader *ld, const config_t *cf, const struct config *cfg)
 	const char *dsn = cfg->quota.reply_dsn, *tmpl = cfg->quota.maildir_template;
 	unsigned code = cfg->quota.reply_code;
 
-	if ((code / 100 != 4 && code / 100 != 5) || dsn[0] != (char)('0' + code / 100) ||
-	    strlen(dsn) > 11 || strspn(dsn, "0123456789.") != strlen(dsn) ||
-	    strstr(dsn, "..") || dsn[1] != '.')
+	/* The rule the reply is built with: a DSN it would refuse would never refuse a mailbox. */
+	if (!reply_code_valid(code, dsn))
 		loader_error(ld, config_lookup(cf, "quota.reply_dsn") ? config_lookup(cf, "quota.reply_dsn")
 			     : config_lookup(cf, "quota.reply_code"),
 			     "reply_code %u with reply_dsn \"%s\": need a 4xx or 5xx code and "

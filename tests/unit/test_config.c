@@ -164,6 +164,7 @@ test_bad_files(void **state)
 		{"bad_socket.conf", 2, "socket: \"tcp:8891\" is not"},
 		{"bad_rule_key.conf", 3, "key: unknown value \"ip_address\""},
 		{"bad_dsn.conf", 3, "reply_code 552 with reply_dsn \"4.2.2\""},
+		{"bad_dsn_form.conf", 3, "reply_code 552 with reply_dsn \"5.2.2.\""},
 		{"bad_query.conf", 2, "quota_query: needs exactly one '?'"},
 	};
 
