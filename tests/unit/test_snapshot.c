@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "snapshot.h"
 
@@ -150,6 +151,14 @@ reader(void *arg)
 	return NULL;
 }
 
+/* Wait until the readers made at least n reads, or 5 s went by. */
+static void
+wait_for_reads(struct shared *sh, long n)
+{
+	for (int spins = 0; atomic_load(&sh->reads) < n && spins < 5000; spins++)
+		usleep(1000);
+}
+
 static void
 test_concurrent_readers(void **state)
 {
@@ -167,6 +176,9 @@ test_concurrent_readers(void **state)
 		snapshot_install(&sh.slot, &objs[i].snap);
 		if (i % 16 == 0)
 			sched_yield();
+		/* On a busy machine the readers may not have run yet: let them (bounded). */
+		if (i % 100 == 99)
+			wait_for_reads(&sh, i / 100 + 1);
 	}
 	snapshot_install(&sh.slot, NULL);
 	atomic_store(&sh.done, true);
