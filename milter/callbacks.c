@@ -6,7 +6,7 @@
  * body or unknown commands; no reply at connect and HELO (mxgate decides
  * there but speaks at MAIL/RCPT); macros only where they are read.  At DATA
  * a message with nothing left to do is accepted, so the MTA sends no more
- * events for it (and the TCP delayed-ACK stall README.md "Performance"
+ * events for it (and the TCP delayed-ACK stall doc/PERFORMANCE.md
  * describes never starts).  Thread-safety: all state is in the session on the context.
  */
 #include "callbacks.h"

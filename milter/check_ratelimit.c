@@ -2,7 +2,7 @@
  * check_ratelimit.c - which rate-limit rules count at which stage, and
  * what a rule over its limit means for the mail.
  *
- * Stages (README.md "Rate limits"): count = "connections" and "messages" at MAIL FROM,
+ * Stages (mxgate.conf(5), "RATE LIMITS"): count = "connections" and "messages" at MAIL FROM,
  * "recipients" at each RCPT TO.  A connection is counted at its first
  * MAIL FROM that is let through; a message at MAIL FROM, given back if its
  * transaction is not accepted; a recipient at its RCPT TO, given back

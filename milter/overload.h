@@ -1,7 +1,7 @@
 /*
  * overload.h - is the server overloaded?  A background sampler watches the
- * flag file, the MTA's queue depth and the load average (README.md
- * "The overload check") and publishes its verdict in one atomic word.
+ * flag file, the MTA's queue depth and the load average (mxgate.conf(5),
+ * "THE OVERLOAD CHECK") and publishes its verdict in one atomic word.
  *
  * Contract: overload_start() takes a first sample before it returns, so the
  * verdict is right from the first connection; overload_active() is a single

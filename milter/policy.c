@@ -74,7 +74,7 @@ log_address(char *buf, size_t size, const struct field *f)
 }
 
 /*
- * The decision line, as README.md "Logging" fixes it: "QUEUEID: ACTION:
+ * The decision line, as mxgate(8), "LOGGING", fixes it: "QUEUEID: ACTION:
  * STAGE from NAME[ADDR]: CODE DSN TEXT; from=<..> to=<..> helo=<..>
  * check=CHECK".  action is "reject", "reject_warning", "hold", "warn" or
  * "accept" (a backend failure let through); every client string in it is

@@ -8,7 +8,7 @@ what=${1:-all}
 build_pkgs="gcc make autoconf automake pkg-config libmilter-dev libmemcached-dev
   libmariadb-dev libconfig-dev libcmocka-dev nettle-dev"
 test_pkgs="clang libclang-rt-14-dev miltertest swaks postfix memcached mariadb-server
-  sasl2-bin libsasl2-modules python3 iproute2 procps psmisc m4 gnuplot-nox valgrind"
+  sasl2-bin libsasl2-modules python3 iproute2 procps psmisc m4 gnuplot-nox valgrind mandoc"
 
 case $what in
 build) pkgs=$build_pkgs ;;

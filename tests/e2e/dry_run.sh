@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/e2e/dry_run.sh -- dry_run = true for every check that can refuse
-# (README.md "Logging"): quota, rate limits and overload each log the
+# (mxgate(8), "LOGGING"): quota, rate limits and overload each log the
 # refusal they would give as reject_warning, and refuse nothing: MAIL and
 # RCPT continue and the message is accepted at DATA.  The same daemon,
 # reloaded with dry_run = false, then refuses each of them, so the

@@ -24,8 +24,8 @@
 # served.  Where the engines legitimately differ (libmilter closes where
 # builtin answers), the expectation names the engine, read from mxgate's
 # start line.  libmilter ignores a complete command out of sequence (no
-# reply, no close: the MTA's own timeout applies, README.md "libmilter's
-# known limitations"); those points check exactly that: silence for 10 s,
+# reply, no close: the MTA's own timeout applies, mxgate(8), "What
+# libmilter does differently"); those points check exactly that: silence for 10 s,
 # and a new session served meanwhile.
 #
 # Usage: hostile.sh [ATTACK...]  (names of the raw client's attack functions;

@@ -1,6 +1,6 @@
 #!/bin/bash
-# tests/e2e/logging.sh -- the decision log as operators read it (README.md
-# "Logging").
+# tests/e2e/logging.sh -- the decision log as operators read it (mxgate(8),
+# "LOGGING").
 #
 #  1. syslog: mxgate runs in a mount namespace of its own whose /dev/log is
 #     a datagram socket this test reads, as a syslog daemon would.  With

@@ -1,5 +1,5 @@
 #!/bin/bash
-# tests/e2e/overload.sh -- the overload throttle (README.md "The overload check"),
+# tests/e2e/overload.sh -- the overload throttle (mxgate.conf(5), "THE OVERLOAD CHECK"),
 # against the real daemon.
 #
 # Part 1 drives mxgate with miltertest (reply codes and mxgate's own log

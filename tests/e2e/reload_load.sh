@@ -1,5 +1,5 @@
 #!/bin/bash
-# tests/e2e/reload_load.sh -- SIGUSR1 under load (README.md "Running it":
+# tests/e2e/reload_load.sh -- SIGUSR1 under load (mxgate(8), "SIGNALS":
 # sessions in flight finish on the configuration they started with, new
 # sessions get the new one).  tests/bench/milter_load runs $RELOAD_THREADS
 # (16) threads of sessions for $RELOAD_SECONDS (20) while the configuration
