@@ -15,6 +15,8 @@ build) pkgs=$build_pkgs ;;
 all) pkgs="$build_pkgs $test_pkgs" ;;
 *) echo "usage: $0 [build|all]" >&2; exit 2 ;;
 esac
+# systemd-analyze, systemd-sysusers, systemd-tmpfiles (tests/e2e/install.sh).
+[ "$what" = all ] && pkgs="$pkgs systemd"
 
 missing=()
 for p in $pkgs; do
