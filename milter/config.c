@@ -24,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <syslog.h>
+#include <time.h>
 
 #include "config_loader.h"
 #include "milter_socket.h"
@@ -307,7 +309,7 @@ static const struct key_spec top_keys[] = {
 	KEY_END,
 };
 
-/* The socket is one the engines can listen on. */
+/* The socket is one the engines can listen on; the control socket, if any, is unix:/PATH. */
 static void
 top_check(struct loader *ld, const config_t *cf, const struct config *cfg)
 {
@@ -316,6 +318,12 @@ top_check(struct loader *ld, const config_t *cf, const struct config *cfg)
 
 	if (!milter_socket_parse(cfg->socket, &sock, why, sizeof(why)))
 		loader_error(ld, config_lookup(cf, "socket"), "socket: %s", why);
+	if (cfg->control_socket[0] != '\0' &&
+	    (strncasecmp(cfg->control_socket, "unix:", 5) != 0 ||
+	     !milter_socket_parse(cfg->control_socket, &sock, why, sizeof(why))))
+		loader_error(ld, config_lookup(cf, "control_socket"),
+			     "control_socket: \"%s\" is not unix:/PATH (an absolute path of at most %zu bytes)",
+			     cfg->control_socket, MILTER_SOCKET_PATH_MAX - 1);
 }
 
 /* ---- parsing, defaults and freeing, driven by the tables ------------- */
@@ -633,6 +641,7 @@ config_load(const char *path, config_report_fn *report, void *arg)
 	if (loader_set_string(&ld, NULL, &cfg->path, path ? path : ""))
 		default_group(&ld, cfg, top_keys);
 	cfg->generation = atomic_fetch_add(&loads, 1) + 1;
+	cfg->loaded = time(NULL);
 	if (ld.errors == 0 && path != NULL)
 		load_file(&ld, cfg, path);
 	if (ld.errors) {

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "cidr.h"
 #include "snapshot.h"
@@ -95,6 +96,7 @@ struct config {
 	struct snapshot snap;		/* the references (snapshot.h) */
 	char   *path;			/* file it came from; "" for defaults */
 	unsigned long generation;	/* 1 for the first config_load(), then up */
+	time_t	loaded;			/* when config_load() made it */
 
 	char   *socket, *user, *pidfile;
 	char   *control_socket;		/* "unix:PATH" for mxgatectl; "" = off (read at start) */

@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 
@@ -57,8 +58,8 @@ void	control_out_free(struct control_out *out);
  */
 typedef void control_cmd_fn(int argc, char **argv, bool json, struct control_out *out);
 
-control_cmd_fn control_cmd_status;	/* control.c */
-control_cmd_fn control_cmd_stats;	/* control.c */
+control_cmd_fn control_cmd_status;	/* control_status.c */
+control_cmd_fn control_cmd_stats;	/* control_status.c */
 control_cmd_fn control_cmd_reload;	/* control.c */
 control_cmd_fn control_cmd_quota;	/* control.c: quota flush [ADDRESS] */
 control_cmd_fn control_cmd_explain;	/* control_explain.c */
@@ -70,10 +71,24 @@ int	control_split(char *line, char **argv, int max);
 /* Run one request line and fill out (the command table is in control.c). */
 void	control_dispatch(char *line, struct control_out *out);
 
-/* Start the control thread on cfg->control_socket (no-op when empty); false when it cannot listen. */
+/*
+ * Create the socket cfg->control_socket names (no-op when empty), before
+ * privileges are dropped: a stale one is removed first, the new one is
+ * mode 0660 and, when started as root, owned by cfg->user.  False
+ * (logged) when it cannot listen.
+ */
+bool	control_open(const struct config *cfg);
+
+/* The socket's file while it is open (main.c removes it at stop as root), else NULL. */
+const char *control_path(void);
+
+/* Milliseconds since control_open(), which main.c calls at start-up: the uptime status shows. */
+uint64_t control_uptime_ms(void);
+
+/* Start the control thread on the socket control_open() made (no-op without one); false when it cannot. */
 bool	control_start(const struct config *cfg);
 
-/* Stop it, remove the socket. */
+/* Stop the thread (joined), close and remove the socket; safe to call more than once. */
 void	control_stop(void);
 
 #endif

@@ -123,4 +123,12 @@ struct counter_store *counter_store_memcached_create(const struct string_list *s
 						     unsigned timeout_ms, char *err,
 						     size_t err_size);
 
+/*
+ * Server i of a memcached store (for the control socket's status): its
+ * "host:port" into name, and whether its breaker is open.  False past the
+ * last server, and for a store that is not a memcached one.
+ */
+bool counter_store_memcached_server(struct counter_store *cs, size_t i, char *name, size_t size,
+				    bool *breaker_open);
+
 #endif

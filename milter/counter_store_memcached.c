@@ -411,3 +411,16 @@ counter_store_memcached_create(const struct string_list *servers, unsigned timeo
 	}
 	return &mc->base;
 }
+
+bool
+counter_store_memcached_server(struct counter_store *cs, size_t i, char *name, size_t size,
+			       bool *breaker_open)
+{
+	struct memcached_store *mc = mc_of(cs);
+
+	if (cs->ops != &memcached_ops || i >= mc->nservers)
+		return false;
+	snprintf(name, size, "%s", mc->servers[i].name);
+	*breaker_open = breaker_is_open(&mc->servers[i].breaker);
+	return true;
+}

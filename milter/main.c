@@ -4,9 +4,11 @@
  * Order matters: the configuration is loaded (and rejected with exit 1)
  * before anything is opened; the engine is chosen (`engine`, libmilter by
  * default); the milter socket is opened as root, then the process
- * detaches, writes its pidfile and drops to `user` (a child forked before
- * the drop keeps root only to remove the pidfile and the socket at stop:
- * see "Files removed at stop").  The signals mxgate
+ * detaches, writes its pidfile, opens the control socket (control.c) and
+ * drops to `user` (a child forked before the drop keeps root only to
+ * remove the pidfile and the sockets at stop: see "Files removed at
+ * stop").  The control thread starts once the services run, and stops
+ * first once the engine has returned.  The signals mxgate
  * handles are blocked before any thread starts, and each has exactly one
  * thread waiting for it: SIGUSR1 the reload thread; SIGTERM, SIGINT and
  * SIGHUP (stop) libmilter's own signal thread under libmilter, mxgate's
@@ -31,11 +33,12 @@
 
 #include "callbacks.h"
 #include "config.h"
+#include "control.h"
 #include "engine.h"
 #include "log.h"
 #include "milter_socket.h"
+#include "reload.h"
 #include "services.h"
-#include "stats.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -61,13 +64,6 @@ report_stderr(void *arg, const char *message)
 {
 	(void)arg;
 	fprintf(stderr, "%s\n", message);
-}
-
-static void
-report_log(void *arg, const char *message)
-{
-	(void)arg;
-	log_error("%s", message);
 }
 
 /* mxgate's version, and that of the libmilter it runs on by default. */
@@ -120,18 +116,19 @@ parse_options(int argc, char **argv, struct options *opt)
 static atomic_bool reload_done;
 
 /*
- * The reload thread: waits for SIGUSR1 and installs a new snapshot.  At
- * stop it is woken with a SIGUSR1 of its own and returns; it is never
- * cancelled, since a cancellation in the middle of a reload (file reads
- * are cancellation points) would leave the configuration half-loaded.
+ * The reload thread: waits for SIGUSR1 and reloads (reload.c, which the
+ * control socket's "reload" calls too).  At stop it is woken with a
+ * SIGUSR1 of its own and returns; it is never cancelled, since a
+ * cancellation in the middle of a reload (file reads are cancellation
+ * points) would leave the configuration half-loaded.
  */
 static void *
 reload_main(void *arg)
 {
-	const char *path = arg;
 	sigset_t set;
 	int	sig;
 
+	(void)arg;
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	for (;;) {
@@ -139,25 +136,7 @@ reload_main(void *arg)
 			continue;
 		if (atomic_load(&reload_done))
 			break;
-		struct config *cfg = config_load(path, report_log, NULL);
-
-		if (cfg == NULL) {
-			log_error("reload of %s failed: keeping the running configuration",
-				  path ? path : "(defaults)");
-			stats_reload(false);
-			continue;
-		}
-		if (strcmp(config_engine_name(cfg->engine), milter_current()->name) != 0)
-			log_warning("%s: engine \"%s\" takes a restart; the %s engine keeps running",
-				    path ? path : "(defaults)", config_engine_name(cfg->engine),
-				    milter_current()->name);
-		log_set_level(cfg->log_level);
-		config_install(cfg);
-		cfg = config_current();
-		services_reload(cfg);
-		config_release(cfg);
-		log_info("configuration reloaded from %s", path ? path : "(defaults)");
-		stats_reload(true);
+		mxgate_reload(NULL, NULL);
 	}
 	return NULL;
 }
@@ -211,7 +190,7 @@ daemonize(void)
 }
 
 /*
- * Files removed at stop.  mxgate creates its pidfile and a unix socket as
+ * Files removed at stop.  mxgate creates its pidfile and unix sockets as
  * root, and they usually sit where only root may remove them (/run, a
  * socket directory owned by root): after the drop to `user` an unlink()
  * there fails.  So before it drops privileges, mxgate forks a keeper: a
@@ -225,7 +204,7 @@ daemonize(void)
  * Stop signals do not end the keeper (an init system may signal every
  * process of the service at once); the end of mxgate does.
  */
-#define OWN_FILES_MAX 2
+#define OWN_FILES_MAX 3	/* the pidfile, the milter socket, the control socket */
 
 static struct {
 	struct {
@@ -396,7 +375,7 @@ write_pidfile(const char *path)
 }
 
 /*
- * Started as root with user set: hand the socket over, start the keeper,
+ * Started as root with user set: hand the milter socket over, start the keeper,
  * then become user: its uid and gid (real, effective and saved), and the
  * groups initgroups(3) finds for it.
  */
@@ -417,6 +396,8 @@ drop_privileges(const char *user, const struct milter_socket *sock)
 			log_warning("chown %s: %s", path, strerror(errno));
 		own_file_add(path);
 	}
+	if (control_path() != NULL)
+		own_file_add(control_path());	/* control_open() gave it to user already */
 	if (!keeper_start())
 		return false;
 	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
@@ -488,9 +469,9 @@ struct threads {
 
 /* The reload thread, and the stop thread unless the engine takes stop signals itself. */
 static bool
-threads_start(struct threads *t, const struct milter_engine *engine, const char *config_path)
+threads_start(struct threads *t, const struct milter_engine *engine)
 {
-	if (pthread_create(&t->reloader, NULL, reload_main, (void *)config_path) != 0 ||
+	if (pthread_create(&t->reloader, NULL, reload_main, NULL) != 0 ||
 	    (!engine->serve.own_stop_signals && pthread_create(&t->stopper, NULL, stop_main, NULL) != 0)) {
 		log_error("cannot start the reload and stop threads");
 		return false;
@@ -515,6 +496,7 @@ threads_stop(struct threads *t, const struct milter_engine *engine)
 static int
 start_failed(struct config *cfg)
 {
+	control_stop();
 	own_files_remove();
 	config_release(cfg);
 	return 1;
@@ -556,8 +538,9 @@ main(int argc, char **argv)
 		config_release(cfg);
 		return 1;
 	}
-	if (!drop_privileges(cfg->user, &sock) || !services_start(cfg) ||
-	    !threads_start(&threads, engine, opt.config_path))
+	/* The control socket is made as root and given to user, as the milter socket is. */
+	if (!control_open(cfg) || !drop_privileges(cfg->user, &sock) || !services_start(cfg) ||
+	    !threads_start(&threads, engine) || !control_start(cfg))
 		return start_failed(cfg);
 	log_info("mxgate %s listening on %s (engine %s, configuration %s)", PACKAGE_VERSION,
 		 socket_spec, engine->name, opt.config_path ? opt.config_path : "(defaults)");
@@ -570,6 +553,7 @@ main(int argc, char **argv)
 	 */
 	status = milter_run(&mxgate_callbacks, 7210);
 	log_info("mxgate stopping");
+	control_stop();
 	threads_stop(&threads, engine);
 	services_stop();
 	own_files_remove();

@@ -245,6 +245,12 @@ quota_stats(struct quota_stats *out)
 	out->breaker_skips = atomic_load(&stat_skips);
 }
 
+bool
+quota_breaker_open(void)
+{
+	return breaker_is_open(&breaker);
+}
+
 /* ---- the cached source that quota_resolve.c resolves through ------- */
 
 struct cached {

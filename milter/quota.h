@@ -76,4 +76,7 @@ enum quota_verdict quota_check(const struct config *cfg, const struct address *a
 /* A snapshot of the counters. */
 void	quota_stats(struct quota_stats *out);
 
+/* True while the breaker in front of a server source (MariaDB) is open. */
+bool	quota_breaker_open(void);
+
 #endif

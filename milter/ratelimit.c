@@ -472,3 +472,23 @@ ratelimit_peek(const char *counter_key, bool local, uint64_t *value)
 		*value = 0;
 	return st != STORE_ERROR;
 }
+
+void
+ratelimit_status(struct ratelimit_status *out)
+{
+	struct backend *b = backend_acquire();
+
+	memset(out, 0, sizeof(*out));
+	while (b != NULL && b->remote != NULL && out->nservers < RATELIMIT_STATUS_SERVERS &&
+	       counter_store_memcached_server(b->remote, out->nservers,
+					      out->servers[out->nservers].name,
+					      sizeof(out->servers[out->nservers].name),
+					      &out->servers[out->nservers].breaker_open))
+		out->nservers++;
+	backend_release(b);
+	out->counting_locally = atomic_load(&counting_locally);
+	if (local_store != NULL)
+		out->local_entries = counter_store_memory_count(local_store);
+	if (window_cache != NULL)
+		out->cached_windows = counter_store_memory_count(window_cache);
+}

@@ -164,4 +164,21 @@ bool ratelimit_peek(const char *counter_key, bool local, uint64_t *value);
 /* Unix time in milliseconds. */
 uint64_t ratelimit_now_ms(void);
 
+#define RATELIMIT_STATUS_SERVERS 16	/* memcached servers a status lists */
+
+/* What the stores are doing, for the control socket's status. */
+struct ratelimit_status {
+	size_t nservers;		/* memcached servers (0: counters in process) */
+	struct {
+		char name[128];		/* "host:port", as stats.h names its slot */
+		bool breaker_open;
+	} servers[RATELIMIT_STATUS_SERVERS];
+	bool counting_locally;		/* on_error = "local" is in effect */
+	size_t local_entries;		/* in-process counters */
+	size_t cached_windows;		/* finished windows' counts kept from memcached */
+};
+
+/* Fill out (zeroes before ratelimit_start and after ratelimit_stop). */
+void ratelimit_status(struct ratelimit_status *out);
+
 #endif

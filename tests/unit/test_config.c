@@ -99,6 +99,7 @@ test_full(void **state)
 	if (cfg == NULL)
 		fail_msg("full.conf: %s", e.text);
 	assert_string_equal(cfg->socket, "unix:/run/mxgate/mxgate.sock");
+	assert_string_equal(cfg->control_socket, "unix:/run/mxgate/control.sock");
 	assert_int_equal(cfg->syslog_facility, LOG_LOCAL3);
 	assert_int_equal(cfg->log_level, LOG_LEVEL_DEBUG);
 	assert_true(cfg->dry_run);
@@ -166,6 +167,7 @@ test_bad_files(void **state)
 		{"bad_dsn.conf", 3, "reply_code 552 with reply_dsn \"4.2.2\""},
 		{"bad_dsn_form.conf", 3, "reply_code 552 with reply_dsn \"5.2.2.\""},
 		{"bad_query.conf", 2, "quota_query: needs exactly one '?'"},
+		{"bad_control_socket.conf", 2, "control_socket: \"inet:1234\" is not unix:/PATH"},
 	};
 
 	(void)state;
