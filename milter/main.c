@@ -33,6 +33,7 @@
 #include "config.h"
 #include "engine.h"
 #include "log.h"
+#include "metrics.h"
 #include "milter_socket.h"
 #include "services.h"
 #include "stats.h"
@@ -515,6 +516,7 @@ threads_stop(struct threads *t, const struct milter_engine *engine)
 static int
 start_failed(struct config *cfg)
 {
+	metrics_stop();
 	own_files_remove();
 	config_release(cfg);
 	return 1;
@@ -556,7 +558,13 @@ main(int argc, char **argv)
 		config_release(cfg);
 		return 1;
 	}
-	if (!drop_privileges(cfg->user, &sock) || !services_start(cfg) ||
+	/*
+	 * The metrics endpoint listens before the drop, as the milter socket
+	 * does, so that any port serves (one below 1024 too); its thread runs
+	 * as `user` after it like every other (setuid applies to the whole
+	 * process), and the keeper forked by the drop closes its socket.
+	 */
+	if (!metrics_start(cfg) || !drop_privileges(cfg->user, &sock) || !services_start(cfg) ||
 	    !threads_start(&threads, engine, opt.config_path))
 		return start_failed(cfg);
 	log_info("mxgate %s listening on %s (engine %s, configuration %s)", PACKAGE_VERSION,
@@ -570,6 +578,7 @@ main(int argc, char **argv)
 	 */
 	status = milter_run(&mxgate_callbacks, 7210);
 	log_info("mxgate stopping");
+	metrics_stop();
 	threads_stop(&threads, engine);
 	services_stop();
 	own_files_remove();
