@@ -36,6 +36,7 @@
 #include "control.h"
 #include "engine.h"
 #include "log.h"
+#include "metrics.h"
 #include "milter_socket.h"
 #include "reload.h"
 #include "services.h"
@@ -497,6 +498,7 @@ static int
 start_failed(struct config *cfg)
 {
 	control_stop();
+	metrics_stop();
 	own_files_remove();
 	config_release(cfg);
 	return 1;
@@ -538,9 +540,15 @@ main(int argc, char **argv)
 		config_release(cfg);
 		return 1;
 	}
-	/* The control socket is made as root and given to user, as the milter socket is. */
-	if (!control_open(cfg) || !drop_privileges(cfg->user, &sock) || !services_start(cfg) ||
-	    !threads_start(&threads, engine) || !control_start(cfg))
+	/*
+	 * The control socket is made as root and given to user, as the milter
+	 * socket is.  The metrics endpoint listens before the drop too, so
+	 * that any port serves (one below 1024 too); its thread runs as `user`
+	 * after it like every other (setuid applies to the whole process), and
+	 * the keeper forked by the drop closes its socket.
+	 */
+	if (!control_open(cfg) || !metrics_start(cfg) || !drop_privileges(cfg->user, &sock) ||
+	    !services_start(cfg) || !threads_start(&threads, engine) || !control_start(cfg))
 		return start_failed(cfg);
 	log_info("mxgate %s listening on %s (engine %s, configuration %s)", PACKAGE_VERSION,
 		 socket_spec, engine->name, opt.config_path ? opt.config_path : "(defaults)");
@@ -554,6 +562,7 @@ main(int argc, char **argv)
 	status = milter_run(&mxgate_callbacks, 7210);
 	log_info("mxgate stopping");
 	control_stop();
+	metrics_stop();
 	threads_stop(&threads, engine);
 	services_stop();
 	own_files_remove();

@@ -6,9 +6,9 @@ set -eu
 what=${1:-all}
 
 build_pkgs="gcc make autoconf automake pkg-config libmilter-dev libmemcached-dev
-  libmariadb-dev libconfig-dev libcmocka-dev nettle-dev"
+  libmariadb-dev libconfig-dev libcmocka-dev nettle-dev libmicrohttpd-dev"
 test_pkgs="clang libclang-rt-14-dev miltertest swaks postfix memcached mariadb-server
-  sasl2-bin libsasl2-modules python3 iproute2 procps psmisc m4 gnuplot-nox valgrind mandoc"
+  sasl2-bin libsasl2-modules python3 python3-prometheus-client iproute2 procps psmisc m4 gnuplot-nox valgrind mandoc"
 
 case $what in
 build) pkgs=$build_pkgs ;;

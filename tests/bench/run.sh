@@ -19,10 +19,14 @@
 # ENGINE-CHECKS[-unix]: ENGINE "mx" runs mxgate under libmilter (the
 # default engine), "builtin" under engine = "builtin"; CHECKS is nochecks,
 # helo, quota, ratelimit, overload or all (helo quota ratelimit overload);
-# -unix talks to mxgate over a unix socket instead of TCP on 127.0.0.1.
-# Default: none postfix-helo mx-nochecks mx-all mx-nochecks-unix
-# mx-all-unix builtin-nochecks builtin-all builtin-nochecks-unix
-# builtin-all-unix (the single-check ones, e.g. mx-quota, by --configs).
+# -unix talks to mxgate over a unix socket instead of TCP on 127.0.0.1;
+# -metrics (before any -unix) also turns the metrics endpoint on and
+# scrapes GET /metrics once a second during each of its runs, so that
+# mx-all-metrics beside mx-all shows what serving the metrics costs.
+# Default: none postfix-helo mx-nochecks mx-all mx-all-metrics
+# mx-nochecks-unix mx-all-unix builtin-nochecks builtin-all
+# builtin-nochecks-unix builtin-all-unix (the single-check ones, e.g.
+# mx-quota, by --configs).
 # Default concurrencies 20 and 1 (--conc "20 5 1" adds 5), 5 rounds.
 #
 # CPU accounting (runs.tsv, ms per message, from /proc, clock ticks of
@@ -64,7 +68,7 @@ top=$(cd "$here/../.." && pwd)
 quick=${QUICK:-0}
 outdir=
 rounds=
-configs="none postfix-helo mx-nochecks mx-all mx-nochecks-unix mx-all-unix builtin-nochecks builtin-all builtin-nochecks-unix builtin-all-unix"
+configs="none postfix-helo mx-nochecks mx-all mx-all-metrics mx-nochecks-unix mx-all-unix builtin-nochecks builtin-all builtin-nochecks-unix builtin-all-unix"
 concs="20 1"
 while (($#)); do
     case $1 in
@@ -94,9 +98,10 @@ for s in $concs; do
     [[ -n ${msgs[$s]:-} ]] || { echo "run.sh: --conc: concurrencies are 20, 5 and 1" >&2; exit 2; }
 done
 
-# mx_parse CONFIG: for an mxgate configuration (ENGINE-CHECKS[-unix]) set
-# cfg_engine (libmilter, builtin) and cfg_checks (bench_mxgate_conf's
-# words); false for any other name.
+# mx_parse CONFIG: for an mxgate configuration
+# (ENGINE-CHECKS[-metrics][-unix]) set cfg_engine (libmilter, builtin),
+# cfg_checks (bench_mxgate_conf's words) and cfg_metrics (yes, no); false
+# for any other name.
 mx_parse() {
     local body
     case $1 in
@@ -105,6 +110,8 @@ mx_parse() {
         *) return 1 ;;
     esac
     body=${body%-unix}
+    cfg_metrics=no
+    [[ $body == *-metrics ]] && cfg_metrics=yes body=${body%-metrics}
     case $body in
         nochecks) cfg_checks=none ;;
         all) cfg_checks="helo quota ratelimit overload" ;;
@@ -143,10 +150,11 @@ chmod 0755 "$work"
 mounted=no
 declare -A mxpid=()
 extra_pids=()
+scraper_pid=
 cleanup() {
     local p
     trap '' INT TERM
-    for p in "${mxpid[@]}" "${extra_pids[@]}"; do pf_kill_pid "$p" 5; done
+    for p in "${mxpid[@]}" "${extra_pids[@]}" $scraper_pid; do pf_kill_pid "$p" 5; done
     pf_stop_all
     [[ -r $work/db/mariadb.pid ]] && pf_kill_pid "$(cat "$work/db/mariadb.pid")" 20
     [[ -r $work/mc/memcached.pid ]] && pf_kill_pid "$(cat "$work/mc/memcached.pid")" 5
@@ -187,7 +195,7 @@ fi
 chmod -R a+rX "$vmail"
 
 # One Postfix; each configuration is an smtpd service on its own port.
-declare -A port=() checks=() engine=() sockspec=()
+declare -A port=() checks=() engine=() sockspec=() mport=()
 smtpport=$(pf_free_port) sinkport=$(pf_free_port)
 PF_MASTER_EXTRA=
 for c in $configs; do
@@ -203,6 +211,7 @@ for c in $configs; do
             mx_parse "$c" || { bench_log "unknown configuration $c"; exit 2; }
             checks[$c]=$cfg_checks engine[$c]=$cfg_engine
             port[$c]=$(pf_free_port)
+            [[ $cfg_metrics == yes ]] && mport[$c]=$(pf_free_port)
             if [[ $c == *-unix ]]; then
                 sockspec[$c]="unix:$work/$c.sock"
             else
@@ -224,6 +233,7 @@ for c in $configs; do
     [[ -n ${engine[$c]:-} ]] || continue
     bench_mxgate_conf "$work/$c.conf" "${sockspec[$c]}" "${checks[$c]}" "$pfdir/queue" \
         "$mcport" "$work/db" "$vmail" "${engine[$c]}"
+    [[ -n ${mport[$c]:-} ]] && echo "metrics = \"inet:${mport[$c]}@127.0.0.1\";" >>"$work/$c.conf"
     "$MXGATE" -f -c "$work/$c.conf" 2>"$work/$c.log" &
     mxpid[$c]=$!
 done
@@ -234,7 +244,8 @@ for c in "${!mxpid[@]}"; do
     else
         spec=${spec#inet:}
         pf_wait_listen "${spec%@*}" 10
-    fi || { bench_log "mxgate $c did not start:"; cat "$work/$c.log" >&2; exit 99; }
+    fi && { [[ -z ${mport[$c]:-} ]] || pf_wait_listen "${mport[$c]}" 10; } ||
+        { bench_log "mxgate $c did not start:"; cat "$work/$c.log" >&2; exit 99; }
 done
 
 bench_log "starting Postfix"
@@ -287,13 +298,43 @@ mcpid='' dbpid='' sinkpid=$(cat "$pfdir/sink.pid")
 # The Postfix daemons by name in runs.tsv (pf_NAME); the rest is pf_other.
 pf_names="master smtpd cleanup qmgr smtp trivial-rewrite postlogd anvil"
 
+# scraper PORT SECONDS COUNTFILE: GET /metrics on 127.0.0.1:PORT once a
+# second (each request at most 2 s) for at most SECONDS seconds, writing
+# the number of 200 answers so far to COUNTFILE.  One python3 process, so
+# the scraping itself costs the machine little.
+scraper() {
+    exec /usr/bin/python3 -c 'import sys, time, urllib.request
+port, limit, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+end, n = time.monotonic() + limit, 0
+while time.monotonic() < end:
+    t = time.monotonic()
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port, timeout=2) as r:
+            r.read()
+            n += r.status == 200
+    except OSError:
+        pass
+    with open(out, "w") as f:
+        f.write("%d\n" % n)
+    time.sleep(max(0.0, 1.0 - (time.monotonic() - t)))' "$@"
+}
+
 # run_one ROUND CONFIG S: one smtp-source run; appends a line to runs.tsv.
 run_one() {
-    local round=$1 c=$2 s=$3 m=${msgs[$3]} t0 t1 st src sink0 status=ok sampler i
+    local round=$1 c=$2 s=$3 m=${msgs[$3]} t0 t1 st src sink0 status=ok sampler i scr=
     local mx0 mx1 mc0 mc1 db0 db1 sk0 sk1 sys0 sys1 load1 n v pfcols other=0 exited=0 total=0
     local limit=$((30 + m / 5))
     local -A pf=()
     sink0=$(sink_count)
+    # The scraper starts (python3's start-up) and scrapes once before the
+    # run is measured; then once a second until the queue is delivered.
+    if [[ -n ${mport[$c]:-} ]]; then
+        rm -f "$work/scrapes"
+        scraper "${mport[$c]}" $((limit + 120)) "$work/scrapes" &
+        scr=$!
+        scraper_pid=$scr
+        bench_wait_file "$work/scrapes" 10
+    fi
     rm -f "$work/pf.stop" "$work/pf.ready" "$work/pf.cpu"
     bench_pf_sampler "$master" "$work/pf.cpu" "$work/pf.stop" "$work/pf.ready" &
     sampler=$!
@@ -317,6 +358,11 @@ run_one() {
     drain $((sink0 + m)) || status="undelivered:$(($(sink_count) - sink0))/$m"
     mx1=$(ticks_of "${mxpid[$c]:-}") mc1=$(ticks_of "$mcpid") db1=$(ticks_of "$dbpid")
     sk1=$(ticks_of "$sinkpid") sys1=$(bench_sys_busy)
+    if [[ -n $scr ]]; then
+        pf_kill_pid "$scr" 2
+        scraper_pid=
+        bench_log "$c: $(cat "$work/scrapes" 2>/dev/null || echo 0) scrapes of /metrics answered 200 (one just before the run)"
+    fi
     : >"$work/pf.stop"
     for ((i = 0; i < 50; i++)); do
         kill -0 "$sampler" 2>/dev/null || break
@@ -518,6 +564,9 @@ summarize() {
     target "both target" "builtin-all-unix / none msg/s" 1 builtin-all-unix none 0.90
     target "both shown" "mx-all / none msg/s" 20 mx-all none 0.90
     target "both shown" "mx-all-unix / none msg/s" 20 mx-all-unix none 0.90
+    for s in $concs; do
+        target "metrics shown" "mx-all-metrics / mx-all msg/s" "$s" mx-all-metrics mx-all 0.97
+    done
     echo
     echo "Direct driver (tests/bench/milter_load, ${driver_secs} s each, mxgate and the driver share the cores):"
     echo
