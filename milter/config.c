@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "config_loader.h"
+#include "metrics.h"
 #include "milter_socket.h"
 #include "ratelimit_config.h"
 #include "reply.h"
@@ -324,6 +325,13 @@ top_check(struct loader *ld, const config_t *cf, const struct config *cfg)
 		loader_error(ld, config_lookup(cf, "control_socket"),
 			     "control_socket: \"%s\" is not unix:/PATH (an absolute path of at most %zu bytes)",
 			     cfg->control_socket, MILTER_SOCKET_PATH_MAX - 1);
+	if (cfg->metrics[0] != '\0') {
+		struct sockaddr_storage addr;
+		socklen_t len;
+
+		if (!metrics_parse(cfg->metrics, &addr, &len, why, sizeof(why)))
+			loader_error(ld, config_lookup(cf, "metrics"), "metrics: %s", why);
+	}
 }
 
 /* ---- parsing, defaults and freeing, driven by the tables ------------- */

@@ -166,6 +166,7 @@ test_bad_files(void **state)
 		{"bad_rule_key.conf", 3, "key: unknown value \"ip_address\""},
 		{"bad_dsn.conf", 3, "reply_code 552 with reply_dsn \"4.2.2\""},
 		{"bad_dsn_form.conf", 3, "reply_code 552 with reply_dsn \"5.2.2.\""},
+		{"bad_metrics.conf", 1, "metrics: not an inet: or inet6: address"},
 		{"bad_query.conf", 2, "quota_query: needs exactly one '?'"},
 		{"bad_control_socket.conf", 2, "control_socket: \"inet:1234\" is not unix:/PATH"},
 	};
