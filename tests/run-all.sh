@@ -201,13 +201,14 @@ fi
 note "build: TSan (clang)"
 # The threaded parts: the builtin engine's connection threads and pool,
 # libmilter's worker pool calling mxgate, the quota cache, the memcached
-# handle pool, reload under load.  Under libmilter, TSan also sees
+# handle pool, reload under load, the control thread and the metrics
+# endpoint's thread.  Under libmilter, TSan also sees
 # libmilter's own (uninstrumented) threads through the pthread calls it
 # intercepts: that pass checks only the accesses of instrumented code
 # (ignore_noninstrumented_modules=1; the synchronisation libmilter's calls
 # make still counts), and tests/tsan-libmilter.supp names the rest, by
 # function, in that pass only.
-tsan_server_tests="tests/milter/miltertest.sh tests/e2e/daemon.sh tests/e2e/hostile.sh tests/e2e/ratelimit.sh tests/e2e/reload_load.sh"
+tsan_server_tests="tests/milter/miltertest.sh tests/e2e/daemon.sh tests/e2e/hostile.sh tests/e2e/ratelimit.sh tests/e2e/reload_load.sh tests/e2e/control.sh tests/e2e/metrics.sh"
 tsan_opts=halt_on_error=0:second_deadlock_stack=1
 if build tsan --enable-werror CC=clang CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread"; then
     # daemon.sh starts a process of each engine in either pass: it gives a
