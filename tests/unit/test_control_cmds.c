@@ -11,7 +11,9 @@
  * the check itself (the in-process store), show says "over", reset
  * deletes the counters and the next event is admitted; missing and
  * unknown fields, an unknown rule; then the same against a real memcached
- * started on a free loopback port.  --json answers are parsed by python3.
+ * started on a free loopback port; the previous window is reset too (and
+ * ratelimit.c's cache of its memcached count).  --json answers are parsed
+ * by python3.
  * Output is TAP, for automake's tap-driver.sh.
  */
 #include <setjmp.h>
@@ -20,6 +22,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -349,7 +352,9 @@ static const char rl_rules[] =
     "  { name = \"client\"; key = [ \"client_ip\" ]; count = \"messages\"; "
     "limits = [ \"2/1h\", \"5/1d\" ]; },\n"
     "  { name = \"pair\"; key = [ \"sender\", \"client_ip\" ]; count = \"messages\"; "
-    "limits = [ \"9/1h\" ]; }\n"
+    "limits = [ \"9/1h\" ]; },\n"
+    "  { name = \"fast\"; key = [ \"helo\" ]; count = \"messages\"; "
+    "limits = [ \"1/1s\" ]; }\n"
     "); };\n";
 
 /* A session from ip with sender, on the current configuration. */
@@ -450,6 +455,42 @@ show_reset_cycle(const char *ip, const char *store)
 	session_close(s);
 }
 
+/*
+ * The previous window counts too (a rule by HELO name, so that the
+ * sessions without one do not meet it): one event in a 1 s window, then the
+ * next window refuses (the previous one still weighs), reset clears both
+ * (and, for memcached, ratelimit.c's cache of the previous count), and the
+ * next event is admitted in the same window.
+ */
+static void
+previous_window_reset(const char *ip, const char *helo)
+{
+	struct session *s = client(ip, "<b@example.org>");
+	struct control_out out;
+	char line[256];
+	struct timespec ts;
+	uint64_t left;
+
+	session_set_helo(s, helo);
+	assert_int_equal(message(s), VERDICT_DUNNO);
+	left = 1000 - ratelimit_now_ms() % 1000 + 20;
+	ts.tv_sec = (time_t)(left / 1000);
+	ts.tv_nsec = (long)(left % 1000) * 1000000L;
+	assert_int_equal(nanosleep(&ts, NULL), 0);
+	/* Early in the next window: 1 + nearly all of the previous 1 is over 1. */
+	assert_int_equal(message(s), VERDICT_REFUSE);
+	snprintf(line, sizeof(line), "ratelimit show fast helo=%s", helo);
+	run_cmd(control_cmd_ratelimit, line, &out);
+	assert_has(&out, "current 0, previous 1,");
+	control_out_free(&out);
+	snprintf(line, sizeof(line), "ratelimit reset fast helo=%s", helo);
+	run_cmd(control_cmd_ratelimit, line, &out);
+	assert_int_equal(out.status, 200);
+	control_out_free(&out);
+	assert_int_equal(message(s), VERDICT_DUNNO);
+	session_close(s);
+}
+
 static void
 test_ratelimit_in_process(void **state)
 {
@@ -458,6 +499,7 @@ test_ratelimit_in_process(void **state)
 	(void)state;
 	assert_true(ratelimit_start(cfg));
 	show_reset_cycle("192.0.2.9", "in-process");
+	previous_window_reset("192.0.2.10", "Fast.Example.NET");
 	ratelimit_stop();
 	config_release(cfg);
 }
@@ -535,21 +577,32 @@ mc_answers(unsigned port)
 	return ok;
 }
 
-/* Start memcached on port as lib/memcached.sh does (loopback, no UDP); its pid. */
+/*
+ * Start memcached on port as lib/memcached.sh does (loopback, no UDP),
+ * its output to /dev/null so that it never holds the TAP pipe; its pid.
+ */
 static pid_t
 mc_start(unsigned port)
 {
 	char portstr[16];
 	char *argv[] = {"memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0", "-m", "16",
 			"-t", "1", NULL, NULL, NULL};
+	posix_spawn_file_actions_t fa;
 	pid_t pid;
+	int rc;
 
 	snprintf(portstr, sizeof(portstr), "%u", port);
 	if (geteuid() == 0) {
 		argv[11] = "-u";
 		argv[12] = "nobody";
 	}
-	if (posix_spawnp(&pid, "memcached", NULL, NULL, argv, environ) != 0)
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	rc = posix_spawnp(&pid, "memcached", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0)
 		fail_msg("cannot start memcached (is it installed?)");
 	for (int i = 0; i < 100 && !mc_answers(port); i++) {
 		struct timespec ts = {0, 100 * 1000 * 1000};
@@ -582,11 +635,37 @@ mc_stop(pid_t pid)
 	waitpid(pid, &status, 0);
 }
 
+/* The memcached of one test, stopped by mc_teardown even when the test fails. */
+struct mc_fixture {
+	unsigned port;
+	pid_t pid;
+};
+
+static int
+mc_setup(void **state)
+{
+	static struct mc_fixture mc;
+
+	mc.port = free_port();
+	mc.pid = mc_start(mc.port);
+	*state = &mc;
+	return 0;
+}
+
+static int
+mc_teardown(void **state)
+{
+	struct mc_fixture *mc = *state;
+
+	ratelimit_stop();
+	mc_stop(mc->pid);
+	return 0;
+}
+
 static void
 test_ratelimit_memcached(void **state)
 {
-	unsigned port = free_port();
-	pid_t pid = mc_start(port);
+	unsigned port = ((struct mc_fixture *)*state)->port;
 	char text[2048];
 	struct config *cfg;
 	struct control_out out;
@@ -599,13 +678,13 @@ test_ratelimit_memcached(void **state)
 	cfg = install_text(text);
 	assert_true(ratelimit_start(cfg));
 	show_reset_cycle("198.51.100.7", "memcached");
+	previous_window_reset("198.51.100.8", "mc.example.net");
 	/* on_error = local: the in-process counters are shown too (none here). */
 	rl_client(&out, "show", "198.51.100.7", false);
 	assert_reading(&out, "in-process", 0, "admitted");
 	control_out_free(&out);
 	ratelimit_stop();
 	config_release(cfg);
-	mc_stop(pid);
 }
 
 static int
@@ -638,7 +717,7 @@ main(void)
 	    cmocka_unit_test(test_explain_maildir_source),
 	    cmocka_unit_test(test_ratelimit_in_process),
 	    cmocka_unit_test(test_ratelimit_requests),
-	    cmocka_unit_test(test_ratelimit_memcached),
+	    cmocka_unit_test_setup_teardown(test_ratelimit_memcached, mc_setup, mc_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
