@@ -6,8 +6,9 @@
  * explain: an alias domain and an alias chain to two full mailboxes (the
  * fake quota source of fake_source.c over real fixture maildirs) gives the
  * 552 verdict and lists every target; room left, SIZE, a second call
- * answered by the cache, the real maildir source with a walk, a malformed
- * address, quota disabled.  ratelimit: a rule charged to its limit through
+ * answered by the cache, a failing source (on_error tempfail and accept),
+ * dry_run, the real maildir source with a walk, a malformed address,
+ * quota disabled.  ratelimit: a rule charged to its limit through
  * the check itself (the in-process store), show says "over", reset
  * deletes the counters and the next event is admitted; missing and
  * unknown fields, an unknown rule; then the same against a real memcached
@@ -21,17 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,14 +36,13 @@
 #include "control.h"
 #include "fake_source.h"
 #include "fixture.h"
+#include "mc_server.h"
 #include "policy.h"
 #include "quota.h"
 #include "ratelimit.h"
 #include "session.h"
 
 #define NROWS(t) (sizeof(t) / sizeof((t)[0]))
-
-extern char **environ;
 
 static char tmpdir[256];
 
@@ -202,15 +196,21 @@ install_quota(const char *extra)
 	return install_text(text);
 }
 
-/* Start the quota service on the fake source. */
+/* Start the quota service for cfg on the fake source; cfg. */
 static struct config *
-start_fake(const char *extra)
+start_on(struct config *cfg)
 {
 	static struct quota_source src = {.ops = &fake_source_ops, .state = &tables};
-	struct config *cfg = install_quota(extra);
 
 	assert_true(quota_start_with(cfg, &src, false));
 	return cfg;
+}
+
+/* The same with install_quota(extra). */
+static struct config *
+start_fake(const char *extra)
+{
+	return start_on(install_quota(extra));
 }
 
 static void
@@ -284,6 +284,7 @@ test_explain_size_and_errors(void **state)
 {
 	struct config *cfg = start_fake("");
 	struct control_out out;
+	char text[1024];
 
 	(void)state;
 	run_cmd(control_cmd_explain, "explain alice@example.org", &out);
@@ -299,10 +300,37 @@ test_explain_size_and_errors(void **state)
 	run_cmd(control_cmd_explain, "explain nobody@elsewhere.example", &out);
 	assert_has(&out, "verdict: no opinion: no local mailbox\n");
 	control_out_free(&out);
+	/* A source that cannot answer: the 451 of on_error = tempfail. */
+	fake_failing = true;
+	run_cmd(control_cmd_explain, "explain bob@example.org", &out);
+	fake_failing = false;
+	ASSERT_HAS(&out,
+	    "alias bob@example.org: error",
+	    "verdict: 451 4.3.0 <bob@example.org>: Temporary lookup failure\n");
+	control_out_free(&out);
 	/* The parser's reason for a malformed address; a malformed request. */
 	expect_status(control_cmd_explain, "explain bob", 400, "bob: no domain");
 	expect_status(control_cmd_explain, "explain bob@example.org --size ten", 400, NULL);
 	expect_status(control_cmd_explain, "explain", 400, NULL);
+	quota_stop();
+	config_release(cfg);
+
+	/* on_error = accept lets it through; dry_run only logs the refusal. */
+	cfg = start_fake("on_error = \"accept\";");
+	fake_failing = true;
+	run_cmd(control_cmd_explain, "explain bob@example.org", &out);
+	fake_failing = false;
+	assert_has(&out, "verdict: accepted: source lookup failed, on_error = accept\n");
+	control_out_free(&out);
+	quota_stop();
+	config_release(cfg);
+	snprintf(text, sizeof(text), "dry_run = true;\nquota: { maildir_root = \"%s\"; };\n",
+		 tmpdir);
+	cfg = start_on(install_text(text));
+	run_cmd(control_cmd_explain, "explain bob@example.org --json", &out);
+	assert_true(json_parses(body(&out)));
+	assert_has(&out, "\"action\":\"reject_warning\"");
+	control_out_free(&out);
 	quota_stop();
 	config_release(cfg);
 
@@ -540,101 +568,6 @@ test_ratelimit_requests(void **state)
 
 /* ---- against a real memcached -------------------------------------------- */
 
-/* A TCP port on 127.0.0.1 that nothing listens on just now. */
-static unsigned
-free_port(void)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	unsigned port;
-
-	assert_true(fd >= 0);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
-/* True when a memcached answers "version" on 127.0.0.1:port. */
-static bool
-mc_answers(unsigned port)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	struct timeval tv = {1, 0};
-	char buf[64] = "";
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok = false;
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    write(fd, "version\r\n", 9) == 9 && read(fd, buf, sizeof(buf) - 1) > 0)
-		ok = strncmp(buf, "VERSION", 7) == 0;
-	close(fd);
-	return ok;
-}
-
-/*
- * Start memcached on port as lib/memcached.sh does (loopback, no UDP),
- * its output to /dev/null so that it never holds the TAP pipe; its pid.
- */
-static pid_t
-mc_start(unsigned port)
-{
-	char portstr[16];
-	char *argv[] = {"memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0", "-m", "16",
-			"-t", "1", NULL, NULL, NULL};
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int rc;
-
-	snprintf(portstr, sizeof(portstr), "%u", port);
-	if (geteuid() == 0) {
-		argv[11] = "-u";
-		argv[12] = "nobody";
-	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	rc = posix_spawnp(&pid, "memcached", &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc != 0)
-		fail_msg("cannot start memcached (is it installed?)");
-	for (int i = 0; i < 100 && !mc_answers(port); i++) {
-		struct timespec ts = {0, 100 * 1000 * 1000};
-
-		nanosleep(&ts, NULL);
-	}
-	if (!mc_answers(port)) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		fail_msg("memcached did not answer on port %u within 10 s", port);
-	}
-	return pid;
-}
-
-/* SIGTERM, then SIGKILL after 5 s; reaped. */
-static void
-mc_stop(pid_t pid)
-{
-	int status;
-
-	kill(pid, SIGTERM);
-	for (int i = 0; i < 50; i++) {
-		struct timespec ts = {0, 100 * 1000 * 1000};
-
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			return;
-		nanosleep(&ts, NULL);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-}
-
 /* The memcached of one test, stopped by mc_teardown even when the test fails. */
 struct mc_fixture {
 	unsigned port;
@@ -646,10 +579,9 @@ mc_setup(void **state)
 {
 	static struct mc_fixture mc;
 
-	mc.port = free_port();
-	mc.pid = mc_start(mc.port);
+	mc.pid = mc_server_start(&mc.port);
 	*state = &mc;
-	return 0;
+	return mc.pid > 0 ? 0 : -1;
 }
 
 static int
@@ -658,7 +590,7 @@ mc_teardown(void **state)
 	struct mc_fixture *mc = *state;
 
 	ratelimit_stop();
-	mc_stop(mc->pid);
+	mc_server_stop(mc->pid);
 	return 0;
 }
 
