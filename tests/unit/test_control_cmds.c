@@ -574,6 +574,7 @@ struct mc_fixture {
 	pid_t pid;
 };
 
+/* Start the test's memcached (a failure fails the test). */
 static int
 mc_setup(void **state)
 {
@@ -584,6 +585,7 @@ mc_setup(void **state)
 	return mc.pid > 0 ? 0 : -1;
 }
 
+/* Stop the counting and the server, whatever the test did. */
 static int
 mc_teardown(void **state)
 {
@@ -619,6 +621,7 @@ test_ratelimit_memcached(void **state)
 	config_release(cfg);
 }
 
+/* The fixture maildirs every explain test reads. */
 static int
 setup(void **state)
 {
@@ -631,6 +634,7 @@ setup(void **state)
 	return 0;
 }
 
+/* Drop the installed configuration and the fixture. */
 static int
 teardown(void **state)
 {
