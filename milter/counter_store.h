@@ -11,7 +11,8 @@
  * ASCII, no space, at most COUNTER_KEY_MAX bytes); a client byte never
  * reaches a store.  incr is atomic create-or-increment: a missing key is
  * created holding delta, expiring ttl seconds later (the TTL is set at
- * creation, never extended); decr floors at 0 and never creates.  There is
+ * creation, never extended); decr floors at 0 and never creates; del
+ * removes a key (mxgatectl ratelimit reset), NOT_FOUND when absent.  There is
  * no read-modify-write anywhere.  A status is OK, NOT_FOUND or ERROR
  * (could not ask, or no answer within the deadline: the caller's on_error
  * decides what that means).
@@ -47,6 +48,7 @@ struct counter_store_ops {
 				  uint64_t delta);
 	enum store_status (*get)(struct counter_store *cs, const char *key, size_t key_len,
 				 uint64_t *value);
+	enum store_status (*del)(struct counter_store *cs, const char *key, size_t key_len);
 	bool (*healthy)(struct counter_store *cs); /* every server answering */
 	void (*destroy)(struct counter_store *cs);
 };
@@ -76,6 +78,13 @@ static inline enum store_status
 counter_store_get(struct counter_store *cs, const char *key, size_t key_len, uint64_t *value)
 {
 	return cs->ops->get(cs, key, key_len, value);
+}
+
+/* Remove key; NOT_FOUND when it was not there (or had expired). */
+static inline enum store_status
+counter_store_del(struct counter_store *cs, const char *key, size_t key_len)
+{
+	return cs->ops->del(cs, key, key_len);
 }
 
 /* True when nothing is known to be failing. */

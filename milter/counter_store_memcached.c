@@ -247,6 +247,22 @@ mc_get(struct counter_store *cs, const char *key, size_t len, uint64_t *value)
 	return st;
 }
 
+/* Remove a counter (binary delete); NOT_FOUND when memcached had none. */
+static enum store_status
+mc_del(struct counter_store *cs, const char *key, size_t len)
+{
+	struct mc_server *srv = NULL;
+	uint64_t t0 = clock_us();
+	memcached_st *h = mc_begin(mc_of(cs), key, len, &srv);
+	memcached_return_t rc = h ? memcached_delete(h, key, len, 0) : MEMCACHED_FAILURE;
+
+	if (h != NULL) {
+		mc_record(srv, rc, "delete", t0);
+		mc_return(mc_of(cs), h);
+	}
+	return mc_status(rc);
+}
+
 /* True while every breaker is closed. */
 static bool
 mc_healthy(struct counter_store *cs)
@@ -273,10 +289,10 @@ mc_destroy(struct counter_store *cs)
 	free(mc);
 }
 
-/* What it is, the three counter operations, and its upkeep. */
+/* What it is, the counter operations, and its upkeep. */
 static const struct counter_store_ops memcached_ops = {
     .name = "memcached", .remote = true,
-    .incr = mc_incr, .decr = mc_decr, .get = mc_get,
+    .incr = mc_incr, .decr = mc_decr, .get = mc_get, .del = mc_del,
     .healthy = mc_healthy, .destroy = mc_destroy,
 };
 

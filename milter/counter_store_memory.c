@@ -230,6 +230,31 @@ memory_get(struct counter_store *cs, const char *key, size_t len, uint64_t *valu
 	return e != NULL ? STORE_OK : STORE_NOT_FOUND;
 }
 
+/* Unlink and free a live key. */
+static enum store_status
+memory_del(struct counter_store *cs, const char *key, size_t len)
+{
+	uint64_t hash = key_hash(key, len), now;
+	struct memory_store *ms = memory_of(cs);
+	struct shard *sh = shard_of(ms, hash);
+	struct entry **link = bucket_of(ms, sh, hash), *e = NULL;
+
+	now = ms->clock();
+	pthread_mutex_lock(&sh->lock);
+	bucket_reclaim(sh, link, now);
+	for (; *link != NULL; link = &(*link)->next)
+		if ((*link)->hash == hash && (*link)->key_len == len &&
+		    memcmp((*link)->key, key, len) == 0) {
+			e = *link;
+			*link = e->next;
+			sh->count--;
+			break;
+		}
+	pthread_mutex_unlock(&sh->lock);
+	free(e);
+	return e != NULL ? STORE_OK : STORE_NOT_FOUND;
+}
+
 enum store_status
 counter_store_memory_set(struct counter_store *cs, const char *key, size_t len, uint64_t value,
 			 unsigned ttl)
@@ -290,10 +315,10 @@ memory_destroy(struct counter_store *cs)
 	free(ms);
 }
 
-/* What it is, the three counter operations, and its upkeep. */
+/* What it is, the counter operations, and its upkeep. */
 static const struct counter_store_ops memory_ops = {
     .name = "memory", .remote = false,
-    .incr = memory_incr, .decr = memory_decr, .get = memory_get,
+    .incr = memory_incr, .decr = memory_decr, .get = memory_get, .del = memory_del,
     .healthy = memory_healthy, .destroy = memory_destroy,
 };
 

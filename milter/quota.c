@@ -6,7 +6,9 @@
  * keeps) wraps the real one as a quota_source of its own, so
  * quota_resolve.c resolves through it unchanged: alias-domain,
  * alias and mailbox answers and maildir usage are kept for cache_ttl
- * seconds.  A reload empties it.
+ * seconds.  A reload empties it.  quota_explain() runs the same check
+ * and reports each lookup, whether the cache answered it, and each
+ * mailbox's usage with where it was read.
  *
  * The breaker (breaker.h) sits in front of a server source (MariaDB):
  * after BREAKER_FAILURES consecutive errors it opens for BREAKER_OPEN_MS,
@@ -257,6 +259,9 @@ struct cached {
 	struct quota_service *svc;
 	unsigned ttl;
 	bool	skipped;		/* the breaker refused a call */
+	bool	hit;			/* the last lookup was answered by the cache */
+	bool	no_map;			/* the last lookup's map is not in the real source */
+	struct quota_explanation *ex;	/* quota_explain(); NULL for a check */
 };
 
 /* May the real source be called?  Counts the call, or the breaker's refusal. */
@@ -305,10 +310,14 @@ cached_text(struct cached *c, enum quota_cache_kind kind,
 {
 	struct quota_cache_item item = {.value = buf, .size = size};
 
+	c->hit = false;
+	c->no_map = fn == NULL;
 	if (fn == NULL)
 		return SOURCE_NOT_FOUND;
-	if (c->ttl > 0 && quota_cache_get(kind, key, &item))
+	if (c->ttl > 0 && quota_cache_get(kind, key, &item)) {
+		c->hit = true;
 		return item.status;
+	}
 	if (!cached_may_call(c))
 		return SOURCE_ERROR;
 	buf[0] = '\0';
@@ -349,8 +358,10 @@ cached_mailbox(struct quota_source *src, const char *address, struct quota_mailb
 	struct quota_source *real = c->svc->src;
 
 	out->maildir[0] = '\0';
+	c->hit = c->no_map = false;
 	if (c->ttl > 0 && quota_cache_get(QUOTA_CACHE_MAILBOX, address, &item)) {
 		out->quota = item.number;
+		c->hit = true;
 		return item.status;
 	}
 	if (!cached_may_call(c))
@@ -364,6 +375,18 @@ cached_mailbox(struct quota_source *src, const char *address, struct quota_mailb
 	return item.status;
 }
 
+/* quota_explain()'s trace: the resolver's lookup, with whether the cache answered it. */
+static void
+cached_trace(void *arg, const struct resolve_lookup *lookup)
+{
+	struct cached *c = arg;
+	struct resolve_lookup lk = *lookup;
+
+	lk.asked = lk.asked && !c->no_map;
+	lk.cached = lk.asked && c->hit;
+	c->ex->trace(c->ex->trace_arg, &lk);
+}
+
 /* The session's view of the source: every answer through the cache and the breaker. */
 static const struct quota_source_ops cached_ops = {
 	.name = "cache", .alias_domain = cached_alias_domain, .alias = cached_alias,
@@ -374,11 +397,13 @@ static const struct quota_source_ops cached_ops = {
 
 /*
  * Usage of one maildir (cached): *bytes, and *incomplete when a bounded
- * walk could not finish.  A maildir that does not exist yet is empty.
+ * walk could not finish; *from says where it was read.  A maildir that
+ * does not exist yet is empty.
  */
 static enum source_status
 maildir_bytes(const struct cached *c, const char *maildir, unsigned long long quota,
-	      uint64_t deadline_ms, unsigned long long *bytes, bool *incomplete)
+	      uint64_t deadline_ms, unsigned long long *bytes, bool *incomplete,
+	      enum quota_usage_from *from)
 {
 	struct quota_cache_item item = {0};
 	struct maildir_walk_limits limits = {0};
@@ -390,13 +415,17 @@ maildir_bytes(const struct cached *c, const char *maildir, unsigned long long qu
 	if (c->ttl > 0 && quota_cache_get(QUOTA_CACHE_USAGE, maildir, &item)) {
 		*bytes = item.number;
 		*incomplete = item.flag;
+		*from = QUOTA_USAGE_CACHE;
 		return SOURCE_OK;
 	}
 	*bytes = 0;
 	*incomplete = false;
+	*from = QUOTA_USAGE_ERROR;
 	st = maildir_open(c->svc->root, maildir, &fd);
-	if (st == MAILDIR_MISSING)
+	if (st == MAILDIR_MISSING) {
+		*from = QUOTA_USAGE_NO_MAILDIR;
 		return SOURCE_OK;
+	}
 	if (st == MAILDIR_ERROR) {
 		log_warning("quota: cannot open maildir %s: %s", maildir,
 			    errno == ELOOP ? "a symlink, not followed" :
@@ -418,6 +447,7 @@ maildir_bytes(const struct cached *c, const char *maildir, unsigned long long qu
 	}
 	*bytes = usage.bytes;
 	*incomplete = usage.incomplete;
+	*from = usage.recalculated ? QUOTA_USAGE_WALK : QUOTA_USAGE_MAILDIRSIZE;
 	item.status = SOURCE_OK;
 	item.number = usage.bytes;
 	item.flag = usage.incomplete;
@@ -434,30 +464,42 @@ quota_limit(unsigned long long quota, unsigned grace_percent)
 	return limit > ~0ULL ? ~0ULL : (unsigned long long)limit;
 }
 
-/* Judge every mailbox of res; fills the counts of out. */
+/* Judge every mailbox of res; fills the counts of out (and use, one per mailbox, if given). */
 static void
 judge_mailboxes(const struct cached *c, const struct config *cfg, const struct resolution *res,
-		unsigned long long size, struct quota_result *out)
+		unsigned long long size, struct quota_result *out, struct quota_mailbox_use *use)
 {
 	uint64_t deadline = clock_ms() + CHECK_BUDGET_MS;
 	bool	first_full = true;
 
 	for (size_t i = 0; i < res->nmailboxes; i++) {
 		const struct resolved_mailbox *m = &res->mailboxes[i];
+		struct quota_mailbox_use u = {.from = QUOTA_USAGE_NOT_READ};
 		unsigned long long bytes, limit, need;
 		bool	incomplete;
 
+		if (use != NULL)
+			use[i] = u;
 		if (m->mailbox.quota == 0)
 			continue;	/* unlimited */
 		limit = quota_limit(m->mailbox.quota, cfg->quota.grace_percent);
-		if (maildir_bytes(c, m->mailbox.maildir, limit, deadline, &bytes, &incomplete) !=
-		    SOURCE_OK) {
+		u.limit = limit;
+		if (maildir_bytes(c, m->mailbox.maildir, limit, deadline, &bytes, &incomplete,
+				  &u.from) != SOURCE_OK) {
 			if (out->nerrors++ == 0 && out->nfull == 0)
 				strcpy(out->mailbox, m->address);
+			if (use != NULL)
+				use[i] = u;
 			continue;
 		}
 		if (__builtin_add_overflow(bytes, cfg->quota.use_message_size ? size : 0, &need))
 			need = ~0ULL;
+		u.usage = bytes;
+		u.need = need;
+		u.incomplete = incomplete;
+		u.full = need > limit;
+		if (use != NULL)
+			use[i] = u;
 		if (need > limit) {
 			out->nfull++;
 			if (first_full) {
@@ -513,15 +555,36 @@ service_for(const struct config *cfg, unsigned *ttl)
 	return service_open(cfg, NULL, false);
 }
 
-enum quota_verdict
-quota_check(const struct config *cfg, const struct address *addr, unsigned long long size,
-	    struct quota_result *out)
+/* The verdict of a resolution that did not fail: out's counts and verdict. */
+static void
+settle(const struct cached *c, const struct config *cfg, const struct resolution *res,
+       unsigned long long size, struct quota_result *out)
+{
+	out->nmailboxes = res->nmailboxes;
+	out->nother = res->nother;
+	judge_mailboxes(c, cfg, res, size, out, c->ex ? c->ex->use : NULL);
+	if (cfg->quota.multi_target == MULTI_TARGET_ANY) {
+		out->verdict = out->nfull > 0 ? QUOTA_FULL :
+		    out->nerrors > 0 ? QUOTA_ERROR : QUOTA_NO_OPINION;
+	} else if (out->nother == 0 && out->nfull + out->nerrors == out->nmailboxes) {
+		/* all: every target is a local mailbox, and none has room */
+		out->verdict = out->nerrors == 0 ? QUOTA_FULL : QUOTA_ERROR;
+	} else
+		out->verdict = QUOTA_NO_OPINION;
+	out->why = out->verdict == QUOTA_FULL ? "mailbox full" :
+	    out->verdict == QUOTA_ERROR ? "maildir unreadable" : "room left";
+}
+
+/* quota_check(), telling ex (may be NULL) how it went. */
+static enum quota_verdict
+check(const struct config *cfg, const struct address *addr, unsigned long long size,
+      struct quota_result *out, struct quota_explanation *ex)
 {
 	unsigned ttl;
 	struct quota_service *svc = service_for(cfg, &ttl);
-	struct cached c = {.svc = svc, .ttl = ttl};
+	struct cached c = {.svc = svc, .ttl = ttl, .ex = ex};
 	struct quota_source cached = {.ops = &cached_ops, .state = &c};
-	struct resolution *res;
+	struct resolution *res = ex ? &ex->res : NULL;
 	enum source_status st;
 
 	memset(out, 0, sizeof(*out));
@@ -530,13 +593,18 @@ quota_check(const struct config *cfg, const struct address *addr, unsigned long 
 		out->why = "quota service not started";
 		return out->verdict;
 	}
-	if ((res = malloc(sizeof(*res))) == NULL) {
+	if (ex != NULL) {
+		ex->source = svc->src->ops->name;
+		ex->cache_ttl = ttl;
+	}
+	if (res == NULL && (res = malloc(sizeof(*res))) == NULL) {
 		service_release(svc);
 		out->why = "out of memory";
 		out->out_of_memory = true;
 		return out->verdict;
 	}
-	st = quota_resolve(&cached, addr, cfg->quota.recipient_delimiter, res);
+	st = quota_resolve_traced(&cached, addr, cfg->quota.recipient_delimiter,
+				  ex && ex->trace ? cached_trace : NULL, &c, res);
 	if (st == SOURCE_ERROR) {
 		out->out_of_memory = res->out_of_memory;
 		out->why = res->out_of_memory ? "out of memory" : c.skipped ?
@@ -550,22 +618,28 @@ quota_check(const struct config *cfg, const struct address *addr, unsigned long 
 	} else if (res->nmailboxes == 0) {
 		out->verdict = QUOTA_NO_OPINION;
 		out->why = "no local mailbox";
-	} else {
-		out->nmailboxes = res->nmailboxes;
-		out->nother = res->nother;
-		judge_mailboxes(&c, cfg, res, size, out);
-		if (cfg->quota.multi_target == MULTI_TARGET_ANY) {
-			out->verdict = out->nfull > 0 ? QUOTA_FULL :
-			    out->nerrors > 0 ? QUOTA_ERROR : QUOTA_NO_OPINION;
-		} else if (out->nother == 0 && out->nfull + out->nerrors == out->nmailboxes) {
-			/* all: every target is a local mailbox, and none has room */
-			out->verdict = out->nerrors == 0 ? QUOTA_FULL : QUOTA_ERROR;
-		} else
-			out->verdict = QUOTA_NO_OPINION;
-		out->why = out->verdict == QUOTA_FULL ? "mailbox full" :
-		    out->verdict == QUOTA_ERROR ? "maildir unreadable" : "room left";
-	}
-	free(res);
+	} else
+		settle(&c, cfg, res, size, out);
+	if (ex == NULL)
+		free(res);
 	service_release(svc);
 	return out->verdict;
+}
+
+enum quota_verdict
+quota_check(const struct config *cfg, const struct address *addr, unsigned long long size,
+	    struct quota_result *out)
+{
+	return check(cfg, addr, size, out, NULL);
+}
+
+enum quota_verdict
+quota_explain(const struct config *cfg, const struct address *addr, unsigned long long size,
+	      struct quota_result *out, struct quota_explanation *ex)
+{
+	ex->source = "none";
+	ex->cache_ttl = 0;
+	ex->res.nmailboxes = ex->res.nother = 0;
+	ex->res.limited = false;
+	return check(cfg, addr, size, out, ex);
 }

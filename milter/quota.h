@@ -24,6 +24,7 @@
 
 #include "address.h"
 #include "config.h"
+#include "quota_resolve.h"
 #include "quota_source.h"
 
 enum quota_verdict {
@@ -51,6 +52,36 @@ struct quota_stats {
 	unsigned long long breaker_skips;	/* calls refused by an open breaker */
 };
 
+/* Where quota_explain() found a mailbox's usage. */
+enum quota_usage_from {
+	QUOTA_USAGE_NOT_READ,		/* unlimited, or not reached: not needed */
+	QUOTA_USAGE_MAILDIRSIZE,	/* the maildirsize file's sum */
+	QUOTA_USAGE_WALK,		/* a walk of the maildir's files */
+	QUOTA_USAGE_CACHE,		/* the cache, of an earlier read */
+	QUOTA_USAGE_NO_MAILDIR,		/* no maildir yet: empty */
+	QUOTA_USAGE_ERROR,		/* could not be read */
+};
+
+/* How quota_explain() judged one mailbox of the resolution. */
+struct quota_mailbox_use {
+	unsigned long long limit;	/* quota plus grace_percent; 0 = unlimited */
+	unsigned long long usage;	/* bytes */
+	unsigned long long need;	/* usage plus SIZE= when use_message_size */
+	enum quota_usage_from from;
+	bool	incomplete;		/* a cut walk: usage is a lower bound */
+	bool	full;
+};
+
+/* What quota_explain() tells besides the result (mxgatectl explain). */
+struct quota_explanation {
+	resolve_trace_fn *trace;	/* in: hears of every lookup (NULL: nobody) */
+	void   *trace_arg;
+	const char *source;		/* out: the source's name ("maildir", "mysql", ...) */
+	unsigned cache_ttl;		/* out: 0 when the cache was not used */
+	struct resolution res;		/* out: the mailboxes, in the order found */
+	struct quota_mailbox_use use[RESOLVE_MAX_MAILBOXES];	/* out: one per res.mailboxes */
+};
+
 /* Open the source of cfg (and initialise the SQL library); false if it cannot run. */
 bool	quota_start(const struct config *cfg);
 
@@ -72,6 +103,14 @@ void	quota_stop(void);
  */
 enum quota_verdict quota_check(const struct config *cfg, const struct address *addr,
 			       unsigned long long size, struct quota_result *out);
+
+/*
+ * quota_check(), and how it got there: every lookup to ex->trace, the
+ * mailboxes with their usage into ex (through the cache, as a check would).
+ */
+enum quota_verdict quota_explain(const struct config *cfg, const struct address *addr,
+				 unsigned long long size, struct quota_result *out,
+				 struct quota_explanation *ex);
 
 /* A snapshot of the counters. */
 void	quota_stats(struct quota_stats *out);

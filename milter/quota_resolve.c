@@ -5,6 +5,7 @@
  * A resolver walks the alias graph depth first, remembering every
  * address it has looked at; the goto lists' addresses are parsed with
  * address_parse(), so they take the lookup form the recipient took.
+ * A trace function, when given, hears of every lookup after it is made.
  * Thread-safety: no shared state; a resolver lives on one call's stack
  * and heap.
  */
@@ -18,6 +19,8 @@ struct resolver {
 	struct quota_source *src;
 	const char *delimiters;
 	struct resolution *out;
+	resolve_trace_fn *trace;	/* NULL: nobody listens */
+	void   *trace_arg;
 	char	seen[RESOLVE_MAX_ADDRESSES][ADDRESS_MAX];
 	size_t	nseen;
 };
@@ -34,20 +37,40 @@ resolver_may_look(struct resolver *r)
 	return true;
 }
 
+/* Tell the trace function, if any, about one lookup. */
+static void
+resolver_trace(struct resolver *r, enum resolve_step step, unsigned depth, const char *key,
+	       bool asked, enum source_status st, const char *value, unsigned long long quota)
+{
+	struct resolve_lookup lk = {
+		.step = step, .depth = depth, .key = key, .asked = asked, .status = st,
+		.value = st == SOURCE_OK ? value : "", .quota = quota,
+	};
+
+	if (r->trace != NULL)
+		r->trace(r->trace_arg, &lk);
+}
+
 /*
  * One lookup whose answer is a string (an alias's goto list, an alias
  * domain's target), by fn; NOT_FOUND for a source without that map, and
  * once the lookups are used up (the resolution says it was limited).
  */
 static enum source_status
-lookup_text(struct resolver *r,
+lookup_text(struct resolver *r, enum resolve_step step, unsigned depth,
 	    enum source_status (*fn)(struct quota_source *, const char *, char *, size_t),
 	    const char *key, char *buf, size_t size)
 {
+	enum source_status st;
+
 	buf[0] = '\0';
-	if (fn == NULL || !resolver_may_look(r))
+	if (fn == NULL || !resolver_may_look(r)) {
+		resolver_trace(r, step, depth, key, false, SOURCE_NOT_FOUND, "", 0);
 		return SOURCE_NOT_FOUND;
-	return fn(r->src, key, buf, size);
+	}
+	st = fn(r->src, key, buf, size);
+	resolver_trace(r, step, depth, key, true, st, buf, 0);
+	return st;
 }
 
 /* Record that addr was looked at; false when it was already (a loop or a duplicate). */
@@ -67,7 +90,7 @@ resolver_first_visit(struct resolver *r, const char *addr)
 
 /* Look addr up as a mailbox (with its extension, then without) and record it. */
 static enum source_status
-resolve_mailbox(struct resolver *r, const struct address *a)
+resolve_mailbox(struct resolver *r, const struct address *a, unsigned depth)
 {
 	const char *keys[2] = {a->full, a->base};
 	size_t	nkeys = a->delim ? 2 : 1;
@@ -85,11 +108,16 @@ resolve_mailbox(struct resolver *r, const struct address *a)
 		for (size_t j = 0; j < r->out->nmailboxes; j++)
 			if (strcmp(r->out->mailboxes[j].address, keys[i]) == 0)
 				return SOURCE_OK;	/* reached twice: counted once */
-		if (!resolver_may_look(r))
+		if (!resolver_may_look(r)) {
+			resolver_trace(r, RESOLVE_MAILBOX, depth, keys[i], false,
+				       SOURCE_NOT_FOUND, "", 0);
 			return SOURCE_OK;
+		}
 		m = &r->out->mailboxes[r->out->nmailboxes];
 		memset(m, 0, sizeof(*m));
 		st = r->src->ops->mailbox(r->src, keys[i], &m->mailbox);
+		resolver_trace(r, RESOLVE_MAILBOX, depth, keys[i], true, st, m->mailbox.maildir,
+			       m->mailbox.quota);
 		if (st == SOURCE_ERROR)
 			return st;
 		if (st == SOURCE_OK) {
@@ -126,7 +154,7 @@ resolve_list(struct resolver *r, const struct address *a, const char *list, unsi
 		if (address_parse(p, n, r->delimiters, t) != ADDRESS_OK)
 			r->out->nother++;	/* a pipe, a bare name: no mailbox of ours */
 		else if (strcmp(t->full, a->full) == 0 || strcmp(t->full, a->base) == 0)
-			st = resolve_mailbox(r, a);	/* expands to itself: its own mailbox */
+			st = resolve_mailbox(r, a, depth);	/* expands to itself: its own mailbox */
 		else
 			st = resolve(r, t, depth + 1);
 		p += n;
@@ -179,15 +207,18 @@ resolve(struct resolver *r, const struct address *a, unsigned depth)
 	if (!resolver_first_visit(r, a->full))
 		return SOURCE_OK;
 	if (a->delim) {
-		st = lookup_text(r, r->src->ops->alias, a->full, value, sizeof(value));
+		st = lookup_text(r, RESOLVE_ALIAS, depth, r->src->ops->alias, a->full, value,
+				 sizeof(value));
 		if (st != SOURCE_NOT_FOUND)
 			return st == SOURCE_OK ? resolve_list(r, a, value, depth) : st;
 	}
-	st = lookup_text(r, r->src->ops->alias, a->base, value, sizeof(value));
+	st = lookup_text(r, RESOLVE_ALIAS, depth, r->src->ops->alias, a->base, value,
+			 sizeof(value));
 	if (st != SOURCE_NOT_FOUND)
 		return st == SOURCE_OK ? resolve_list(r, a, value, depth) : st;
 
-	st = lookup_text(r, r->src->ops->alias_domain, a->domain, value, sizeof(value));
+	st = lookup_text(r, RESOLVE_ALIAS_DOMAIN, depth, r->src->ops->alias_domain, a->domain,
+			 value, sizeof(value));
 	if (st == SOURCE_ERROR)
 		return st;
 	if (st == SOURCE_OK && value[0] != '\0') {
@@ -198,15 +229,24 @@ resolve(struct resolver *r, const struct address *a, unsigned depth)
 
 	catchall[0] = '@';
 	strcpy(catchall + 1, a->domain);
-	st = lookup_text(r, r->src->ops->alias, catchall, value, sizeof(value));
+	st = lookup_text(r, RESOLVE_CATCHALL, depth, r->src->ops->alias, catchall, value,
+			 sizeof(value));
 	if (st != SOURCE_NOT_FOUND)
 		return st == SOURCE_OK ? resolve_list(r, a, value, depth) : st;
-	return resolve_mailbox(r, a);
+	return resolve_mailbox(r, a, depth);
 }
 
 enum source_status
 quota_resolve(struct quota_source *src, const struct address *addr, const char *delimiters,
 	      struct resolution *out)
+{
+	return quota_resolve_traced(src, addr, delimiters, NULL, NULL, out);
+}
+
+enum source_status
+quota_resolve_traced(struct quota_source *src, const struct address *addr,
+		     const char *delimiters, resolve_trace_fn *trace, void *arg,
+		     struct resolution *out)
 {
 	struct resolver *r = malloc(sizeof(*r));
 	enum source_status st;
@@ -222,6 +262,8 @@ quota_resolve(struct quota_source *src, const struct address *addr, const char *
 	r->src = src;
 	r->delimiters = delimiters ? delimiters : "";
 	r->out = out;
+	r->trace = trace;
+	r->trace_arg = arg;
 	st = resolve(r, addr, 0);
 	free(r);
 	return st;

@@ -13,7 +13,8 @@
  * counts are bounded, and a resolution cut by a bound says so.
  *
  * Contract: SOURCE_ERROR is kept apart from an address that simply has no
- * local mailbox (nmailboxes 0).
+ * local mailbox (nmailboxes 0).  quota_resolve_traced() reports every
+ * lookup as it is made (mxgatectl explain shows the chain).
  * Thread-safety: no shared state; the source must be thread-safe.
  */
 #ifndef MXGATE_QUOTA_RESOLVE_H
@@ -46,6 +47,29 @@ struct resolution {
 	bool	out_of_memory;		/* SOURCE_ERROR because an allocation failed */
 };
 
+/* Which map a lookup of the resolution asked. */
+enum resolve_step {
+	RESOLVE_ALIAS,			/* the address, with or without its extension */
+	RESOLVE_ALIAS_DOMAIN,		/* the domain */
+	RESOLVE_CATCHALL,		/* "@domain" */
+	RESOLVE_MAILBOX,		/* the address, with or without its extension */
+};
+
+/* One lookup of a resolution, as the trace function sees it (valid for the call only). */
+struct resolve_lookup {
+	enum resolve_step step;
+	unsigned depth;			/* 0: the recipient itself; 1: an alias's target ... */
+	const char *key;
+	bool	asked;			/* false: the source has no such map, or the lookups ran out */
+	bool	cached;			/* answered by quota.c's cache (the resolver never sets it) */
+	enum source_status status;	/* NOT_FOUND when not asked */
+	const char *value;		/* goto list, target domain or maildir; "" unless SOURCE_OK */
+	unsigned long long quota;	/* RESOLVE_MAILBOX found: bytes, 0 = unlimited */
+};
+
+/* Told of one lookup; arg is the caller's. */
+typedef void resolve_trace_fn(void *arg, const struct resolve_lookup *lookup);
+
 /*
  * Resolve addr over src, splitting extensions of the goto lists' addresses
  * at delimiters.  SOURCE_OK with out->nmailboxes 0 means no local mailbox
@@ -53,5 +77,10 @@ struct resolution {
  */
 enum source_status quota_resolve(struct quota_source *src, const struct address *addr,
 				 const char *delimiters, struct resolution *out);
+
+/* quota_resolve(), calling trace(arg, ...) after each lookup (trace NULL: none). */
+enum source_status quota_resolve_traced(struct quota_source *src, const struct address *addr,
+					const char *delimiters, resolve_trace_fn *trace,
+					void *arg, struct resolution *out);
 
 #endif

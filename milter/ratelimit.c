@@ -455,6 +455,29 @@ ratelimit_give_back(const struct config *cfg, const struct rate_charge *c)
 }
 
 bool
+ratelimit_delete(const char *counter_key, bool local, bool *deleted)
+{
+	struct backend *b = NULL;
+	struct counter_store *store = local_store;
+	size_t len = strlen(counter_key);
+	enum store_status st = STORE_ERROR;
+
+	*deleted = false;
+	if (!local) {
+		b = backend_acquire();
+		store = b && b->remote ? b->remote : local_store;
+	}
+	if (store != NULL)
+		st = counter_store_del(store, counter_key, len);
+	/* Else previous_count() would go on reading the old count until its window ends. */
+	if (store != local_store && window_cache != NULL)
+		counter_store_del(window_cache, counter_key, len);
+	backend_release(b);
+	*deleted = st == STORE_OK;
+	return st != STORE_ERROR;
+}
+
+bool
 ratelimit_peek(const char *counter_key, bool local, uint64_t *value)
 {
 	struct backend *b = NULL;

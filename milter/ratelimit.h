@@ -161,6 +161,14 @@ void ratelimit_give_back(const struct config *cfg, const struct rate_charge *cha
 /* The count a counter key holds (local: the in-process store); false on error. */
 bool ratelimit_peek(const char *counter_key, bool local, uint64_t *value);
 
+/*
+ * Delete a counter key (local: in the in-process store, else where
+ * ratelimit_peek() reads), and any count of it ratelimit.c keeps as a
+ * finished window's; *deleted is true when the store held it.  False on
+ * a store error.  For mxgatectl ratelimit reset.
+ */
+bool ratelimit_delete(const char *counter_key, bool local, bool *deleted);
+
 /* Unix time in milliseconds. */
 uint64_t ratelimit_now_ms(void);
 
