@@ -49,23 +49,13 @@ EOF
     mv -f "$conf.new" "$conf"
 }
 write_conf
-mxgate_start "$conf" "$log" 20 || {
-    sed 's/^/# /' "$log"
-    bail "mxgate did not start"
-}
-mxpid=$MXGATE_PID
-wait_for "[[ -S '$sock' ]]" 10 || bail "no control socket at $sock"
+mxgate_start_control "$conf" "$log" "$sock"
+started=$?
+mxpid=$MXGATE_PID # stopped at exit, also when it started without its socket
+((started == 0)) || bail "mxgate did not start with its control socket $sock"
 
-# ctl ARGS...: mxgatectl on the socket; sets out, err and st.
-ctl() {
-    out=$(timeout 20 "$MXGATECTL" -s "unix:$sock" "$@" 2>"$work/ctl.err")
-    st=$?
-    err=$(cat "$work/ctl.err")
-}
-# json EXPR: evaluate the Python expression EXPR on $out parsed as JSON (d).
-json() {
-    python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1" <<<"$out"
-}
+# ctl ARGS...: mxgatectl on the socket (lib/mxgate.sh); sets out, err and st.
+ctl() { mxgatectl_on "$sock" "$@"; }
 # raw.py PATH WORD TOTAL: WORD padded with spaces to TOTAL bytes, its
 # newline included, sent on one connection; prints the answer's status line.
 # raw.py PATH silent: one client connects and sends nothing while a second

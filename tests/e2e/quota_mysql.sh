@@ -56,12 +56,7 @@ db=$work/db
 dbport=$(mdb_free_port) || bail "no free port"
 mdb_init "$db" && mdb_start "$db" "$dbport" || bail "MariaDB did not start"
 password=pw$RANDOM$RANDOM
-{
-    echo "CREATE DATABASE postfix;"
-    echo "USE postfix;"
-    cat "$top/sql/schema.sql" "$top/sql/sample-data.sql"
-    sed "s/'change-me'/'$password'/" "$top/sql/grant.sql"
-} | mdb_sql "$db" >"$work/load.log" 2>&1
+mdb_postfix "$db" "$password" "$work/load.log"
 tap_result $? "sql/schema.sql, sample-data.sql and grant.sql load into MariaDB" ||
     sed 's/^/# /' "$work/load.log"
 

@@ -219,6 +219,20 @@ mdb_sql() {
         --batch --skip-column-names --default-character-set=utf8mb4 "$@"
 }
 
+# mdb_postfix DIR PASSWORD LOG [SQL-FILE]: the database "postfix" from
+# sql/schema.sql and sample-data.sql, mxgate's user from sql/grant.sql with
+# PASSWORD, then SQL-FILE's statements (more rows); output in LOG.
+mdb_postfix() {
+    local top=${abs_top_srcdir:?}
+    {
+        echo "CREATE DATABASE postfix;"
+        echo "USE postfix;"
+        cat "$top/sql/schema.sql" "$top/sql/sample-data.sql"
+        sed "s/'change-me'/'$2'/" "$top/sql/grant.sql"
+        [[ -z ${4:-} ]] || cat "$4"
+    } | mdb_sql "$1" >"$3" 2>&1
+}
+
 # mdb_status DIR NAME: the value of a global status variable (e.g. Com_stmt_execute).
 mdb_status() {
     mdb_sql "$1" -e "SHOW GLOBAL STATUS LIKE '$2'" | awk '{print $2}'

@@ -148,3 +148,28 @@ mxgate_stop_checks() {
         fi
     done
 }
+
+# mxgatectl_on SOCK ARGS...: $MXGATECTL on unix:SOCK (bounded to 20 s);
+# sets out (its stdout), err (its stderr) and st (its exit status).
+mxgatectl_on() {
+    local sock=$1 errfile
+    shift
+    errfile=$(mktemp "${TMPDIR:-/tmp}/mxgatectl.XXXXXX")
+    out=$(timeout 20 "$MXGATECTL" -s "unix:$sock" "$@" 2>"$errfile")
+    st=$?
+    err=$(cat "$errfile")
+    rm -f "$errfile"
+}
+
+# json EXPR: the Python expression EXPR evaluated on $out parsed as JSON (d).
+json() {
+    python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1" <<<"$out"
+}
+
+# mxgate_start_control CONF LOG SOCK: mxgate_start (20 s), then wait up to
+# 10 s for its control socket SOCK; false, with LOG as TAP diagnostics when
+# it did not start, otherwise.  Sets MXGATE_PID and MXGATE_PORT.
+mxgate_start_control() {
+    mxgate_start "$1" "$2" 20 || { sed 's/^/# /' "$2"; return 1; }
+    wait_for "[[ -S '$3' ]]" 10
+}
