@@ -26,6 +26,7 @@
 #include "engine.h"
 #include "overload.h"
 #include "quota.h"
+#include "quota_cache.h"
 #include "ratelimit.h"
 #include "stats.h"
 
@@ -307,10 +308,14 @@ status_quota(struct emit *e)
 {
 	struct quota_stats q;
 	unsigned long long looked;
+	size_t	entries, capacity;
 
 	quota_stats(&q);
 	looked = q.hits + q.misses;
+	entries = quota_cache_entries(&capacity);
 	emit_open(e, "quota_cache", "quota cache", '{');
+	emit_uint(e, "entries", "entries", entries);
+	emit_uint(e, "capacity", "capacity", capacity);
 	emit_uint(e, "hits", "hits", q.hits);
 	emit_uint(e, "misses", "misses", q.misses);
 	emit_double(e, "hit_ratio", "hit ratio", looked ? (double)q.hits / (double)looked : 0);

@@ -210,3 +210,23 @@ quota_cache_counts(unsigned long long *hits, unsigned long long *misses)
 	*hits = atomic_load(&stat_hits);
 	*misses = atomic_load(&stat_misses);
 }
+
+size_t
+quota_cache_entries(size_t *capacity)
+{
+	uint64_t now = clock_ms();
+	unsigned gen = atomic_load(&cache_gen);
+	size_t	n = 0;
+
+	*capacity = cache ? (size_t)CACHE_SETS * CACHE_WAYS : 0;
+	for (int i = 0; cache != NULL && i < CACHE_SETS; i++) {
+		pthread_mutex_lock(&cache[i].lock);
+		for (int j = 0; j < CACHE_WAYS; j++) {
+			const struct cache_entry *e = &cache[i].way[j];
+
+			n += e->kind != 0 && e->gen == gen && e->expires_ms > now;
+		}
+		pthread_mutex_unlock(&cache[i].lock);
+	}
+	return n;
+}

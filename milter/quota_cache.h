@@ -59,4 +59,7 @@ void	quota_cache_flush(void);
 /* The hit and miss counts so far. */
 void	quota_cache_counts(unsigned long long *hits, unsigned long long *misses);
 
+/* Live entries now, and how many the cache holds at most (control "status"; takes each set's lock in turn). */
+size_t	quota_cache_entries(size_t *capacity);
+
 #endif

@@ -7,6 +7,7 @@
 #     list of two full mailboxes: every step and target shown, each
 #     mailbox's quota from SQL and usage from maildirsize, the 552 verdict,
 #     and the daemon refusing that RCPT with that very reply; --json too;
+#     status then shows the quota cache holding those lookups;
 #   - a client over its limit of 2 messages an hour is refused; ratelimit
 #     show gives its count and "over"; ratelimit reset deletes the counter
 #     and the same client's next message is let through at once.
@@ -120,6 +121,10 @@ tap_result $? "explain --json: one JSON object holding the 552 verdict" || tap_d
 ctl explain carol@example.org
 [[ $st == 0 ]] && ! grep -qF '552 ' <<<"$out"
 tap_result $? "explain carol@example.org (unlimited): no refusal" || tap_diag "$out"
+ctl status --json
+cache=$(json '(d["quota_cache"]["entries"] > 0, d["quota_cache"]["capacity"])' 2>&1)
+tap_result $([[ $st == 0 && $cache == "(True, 65536)" ]]; echo $?) \
+    "status --json: the quota cache holds the lookups made, of 65536 at most ($cache)" || tap_diag "$out"
 
 # ---- ratelimit: a limited client, shown, reset, let through ------------------------
 ip=192.0.2.61
