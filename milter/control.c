@@ -68,7 +68,8 @@ listen_unix(const char *path)
 	old_mask = umask(0117);
 	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old_mask);
-	if (rc != 0 || chmod(path, 0660) != 0 || listen(fd, CONTROL_BACKLOG) != 0) {
+	/* No chmod: the umask made it 0660, and a chmod by path could follow a swapped-in symlink. */
+	if (rc != 0 || listen(fd, CONTROL_BACKLOG) != 0) {
 		log_error("control socket %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
@@ -86,7 +87,8 @@ give_to_user(const char *path, const char *user)
 		return;
 	if ((pw = getpwnam(user)) == NULL)
 		return;		/* main.c's drop of privileges says so, and fails */
-	if (chown(path, pw->pw_uid, pw->pw_gid) != 0)
+	/* lchown: a symlink swapped in after the bind is changed itself, never its target. */
+	if (lchown(path, pw->pw_uid, pw->pw_gid) != 0)
 		log_warning("chown %s: %s", path, strerror(errno));
 }
 
@@ -226,9 +228,12 @@ serve(int fd)
 	case REQUEST_NONE:
 		return;
 	}
-	write_answer(fd, &out, clock_ms() + CONTROL_TIMEOUT_MS);
+	/* One deadline for the answer and the drain after it: a client holds the thread for
+	 * at most twice CONTROL_TIMEOUT_MS besides the command's own (bounded) time. */
+	deadline = clock_ms() + CONTROL_TIMEOUT_MS;
+	write_answer(fd, &out, deadline);
 	if (r == REQUEST_TOO_LONG)
-		drain(fd, clock_ms() + CONTROL_TIMEOUT_MS);
+		drain(fd, deadline);
 	control_out_free(&out);
 }
 

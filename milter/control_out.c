@@ -51,17 +51,43 @@ control_printf(struct control_out *out, const char *fmt, ...)
 	out->len += (size_t)n;
 }
 
+/* Bytes of the well-formed UTF-8 sequence at p (2 to 4), or 0 when it is not one. */
+static size_t
+utf8_length(const unsigned char *p)
+{
+	size_t	n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+
+	if (n == 0 || p[0] > 0xf4)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	/* No overlong forms, no surrogates, nothing past U+10FFFF. */
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+		return 0;
+	return n;
+}
+
 void
 control_json_string(struct control_out *out, const char *s)
 {
 	control_printf(out, "\"");
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		size_t	n;
+
 		if (*p == '"' || *p == '\\')
 			control_printf(out, "\\%c", *p);
 		else if (*p < 0x20 || *p == 0x7f)
 			control_printf(out, "\\u%04x", *p);
-		else
+		else if (*p < 0x80)
 			control_printf(out, "%c", *p);
+		else if ((n = utf8_length(p)) == 0)
+			control_printf(out, "\\ufffd");	/* not UTF-8: the replacement character */
+		else {
+			control_printf(out, "%.*s", (int)n, (const char *)p);
+			p += n - 1;
+		}
 	}
 	control_printf(out, "\"");
 }

@@ -236,9 +236,12 @@ write_reading(struct control_out *out, bool json, bool reset, const char *store,
 	uint64_t est = ratelimit_estimate(r->current, r->previous, w);
 
 	if (json) {
-		control_printf(out, "%s{\"store\":\"%s\",\"ok\":%s,\"current_key\":\"%s\","
-			       "\"previous_key\":\"%s\"", first ? "" : ",", store,
-			       r->ok ? "true" : "false", r->cur_key, r->prev_key);
+		/* The keys hold memcached.key_prefix and the rule's name: escaped. */
+		control_printf(out, "%s{\"store\":\"%s\",\"ok\":%s,\"current_key\":", first ? "" : ",",
+			       store, r->ok ? "true" : "false");
+		control_json_string(out, r->cur_key);
+		control_printf(out, ",\"previous_key\":");
+		control_json_string(out, r->prev_key);
 		if (!reset)
 			control_printf(out, ",\"current\":%llu,\"previous\":%llu,\"weighted\":%llu,"
 				       "\"next\":\"%s\"", (unsigned long long)r->current,

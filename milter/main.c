@@ -359,11 +359,22 @@ static bool
 write_pidfile(const char *path)
 {
 	FILE   *fp;
+	struct stat st;
+	int	fd;
 
 	if (*path == '\0')
 		return true;
-	if ((fp = fopen(path, "w")) == NULL) {
+	/* Written as root, perhaps in a directory user owns: never through a symlink. */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+	if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		fd = -1;
+		errno = EINVAL;
+	}
+	if (fd < 0 || (fp = fdopen(fd, "w")) == NULL) {
 		log_error("pidfile %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return false;
 	}
 	fprintf(fp, "%ld\n", (long)getpid());
@@ -393,7 +404,8 @@ drop_privileges(const char *user, const struct milter_socket *sock)
 		return false;
 	}
 	if (path != NULL) {
-		if (chown(path, pw->pw_uid, pw->pw_gid) != 0)
+		/* lchown: a symlink swapped in after the bind is changed itself, never its target. */
+		if (lchown(path, pw->pw_uid, pw->pw_gid) != 0)
 			log_warning("chown %s: %s", path, strerror(errno));
 		own_file_add(path);
 	}

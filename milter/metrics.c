@@ -136,6 +136,7 @@ metrics_start(const struct config *cfg)
 					 MHD_OPTION_EXTERNAL_LOGGER, library_log, NULL,
 					 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 					 MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONNECTIONS_MAX,
+					 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)METRICS_PER_CLIENT_MAX,
 					 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_TIMEOUT_S,
 					 MHD_OPTION_END);
 	if (daemon_handle == NULL) {

@@ -30,6 +30,7 @@
 #include "config.h"
 
 #define METRICS_CONNECTIONS_MAX	16	/* scrapers at once; more are refused */
+#define METRICS_PER_CLIENT_MAX	4	/* of them from one address: one slow client cannot take all */
 #define METRICS_TIMEOUT_S	5	/* an idle connection is closed after this */
 
 /*

@@ -1,8 +1,9 @@
 /*
  * test_control.c - the control socket's command table (milter/control.c,
  * control_status.c) without a socket: requests that are not commands,
- * help, quota flush, and the stats answer in both shapes with rows of the
- * same check name summed.  Output is TAP, for automake's tap-driver.sh.
+ * help, quota flush, the stats answer in both shapes with rows of the
+ * same check name summed, and JSON strings that stay valid JSON whatever
+ * bytes they hold.  Output is TAP, for automake's tap-driver.sh.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -131,6 +132,35 @@ test_stats_sums_rows(void **state)
 	control_out_free(&out);
 }
 
+/* Quotes, backslashes and controls escaped; UTF-8 kept; any other byte U+FFFD. */
+static void
+test_json_strings(void **state)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{"plain", "\"plain\""},
+		{"a\"b\\c", "\"a\\\"b\\\\c\""},
+		{"x\ny\x01", "\"x\\u000ay\\u0001\""},
+		{"b\xc3\xb3" "b", "\"b\xc3\xb3" "b\""},		/* ó */
+		{"\xe2\x80\x8b", "\"\xe2\x80\x8b\""},		/* U+200B */
+		{"b\xff" "b", "\"b\\ufffdb\""},			/* not UTF-8 */
+		{"\xc3", "\"\\ufffd\""},				/* cut sequence */
+		{"\xc0\xaf", "\"\\ufffd\\ufffd\""},		/* overlong '/' */
+		{"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},	/* a surrogate */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct control_out out = {.status = 200};
+
+		control_json_string(&out, cases[i].in);
+		assert_non_null(out.buf);
+		assert_string_equal(out.buf, cases[i].want);
+		control_out_free(&out);
+	}
+}
+
 int
 main(void)
 {
@@ -139,6 +169,7 @@ main(void)
 		cmocka_unit_test(test_help),
 		cmocka_unit_test(test_quota_flush),
 		cmocka_unit_test(test_stats_sums_rows),
+		cmocka_unit_test(test_json_strings),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
