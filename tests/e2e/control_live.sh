@@ -71,13 +71,7 @@ control_socket = "unix:$sock";
 helo: { enabled = false; };
 overload: { enabled = false; };
 memcached: { servers = [ "127.0.0.1:$mcport" ]; };
-mysql: {
-  host = "127.0.0.1"; port = $dbport; user = "mxgate"; password = "$password";
-  database = "postfix"; timeout_ms = 2000;
-  quota_query = "SELECT quota, maildir, username FROM mailbox WHERE username = ? AND active = 1";
-  alias_query = "SELECT goto, address FROM alias WHERE address = ? AND active = 1";
-  alias_domain_query = "SELECT target_domain, alias_domain FROM alias_domain WHERE alias_domain = ? AND active = 1";
-};
+$(mdb_mysql_group "$dbport" "$password" 2000)
 quota: { maildir_root = "$vmail"; };
 ratelimit: { rules = (
   { name = "client"; key = [ "client_ip" ]; count = "messages"; limits = [ "2/1h" ]; }

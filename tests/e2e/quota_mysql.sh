@@ -109,13 +109,7 @@ trusted_networks = [ ];
 helo: { enabled = false; };
 ratelimit: { enabled = false; };
 overload: { enabled = false; };
-mysql: {
-  host = "127.0.0.1"; port = $dbport; user = "mxgate"; password = "$password";
-  database = "postfix"; timeout_ms = 500;
-  quota_query = "SELECT quota, maildir, username FROM mailbox WHERE username = ? AND active = 1";
-  alias_query = "SELECT goto, address FROM alias WHERE address = ? AND active = 1";
-  alias_domain_query = "SELECT target_domain, alias_domain FROM alias_domain WHERE alias_domain = ? AND active = 1";
-};
+$(mdb_mysql_group "$dbport" "$password" 500)
 EOF
     local line
     for line in "$@"; do

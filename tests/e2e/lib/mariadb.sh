@@ -233,6 +233,21 @@ mdb_postfix() {
     } | mdb_sql "$1" >"$3" 2>&1
 }
 
+# mdb_mysql_group PORT PASSWORD TIMEOUT_MS: mxgate's mysql group for the
+# server on 127.0.0.1:PORT loaded by mdb_postfix, with queries that return
+# the stored key as their last column (sql/README.md).
+mdb_mysql_group() {
+    cat <<EOF
+mysql: {
+  host = "127.0.0.1"; port = $1; user = "mxgate"; password = "$2";
+  database = "postfix"; timeout_ms = $3;
+  quota_query = "SELECT quota, maildir, username FROM mailbox WHERE username = ? AND active = 1";
+  alias_query = "SELECT goto, address FROM alias WHERE address = ? AND active = 1";
+  alias_domain_query = "SELECT target_domain, alias_domain FROM alias_domain WHERE alias_domain = ? AND active = 1";
+};
+EOF
+}
+
 # mdb_status DIR NAME: the value of a global status variable (e.g. Com_stmt_execute).
 mdb_status() {
     mdb_sql "$1" -e "SHOW GLOBAL STATUS LIKE '$2'" | awk '{print $2}'
