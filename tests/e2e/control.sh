@@ -229,6 +229,9 @@ if [[ $(id -u) != 0 ]] || ! command -v setpriv >/dev/null; then
     for p in "${root_points[@]}"; do echo "ok $((++TAP_N)) # SKIP not root: $p"; done
 else
     mkdir -m 0755 "$work/run"
+    # The other uids run a copy: the build tree may sit in a 0700 directory (mktemp -d).
+    chmod 0755 "$work"
+    install -m 0755 "$MXGATECTL" "$work/run/mxgatectl"
     sock=$work/run/control.sock
     printf 'trusted_networks = [ ];\nuser = "nobody";\ncontrol_socket = "unix:%s";\n' "$sock" \
         >"$work/nobody.conf"
@@ -238,10 +241,10 @@ else
     owner=$(stat -c '%U:%G %a' "$sock" 2>&1)
     tap_result $([[ $owner == "nobody:$(id -gn nobody) 660" ]]; echo $?) "${root_points[0]} ($owner)"
     out=$(setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups \
-        timeout 20 "$MXGATECTL" -s "unix:$sock" status 2>&1)
+        timeout 20 "$work/run/mxgatectl" -s "unix:$sock" status 2>&1)
     tap_result $? "${root_points[1]}" || tap_diag "$out"
     out=$(setpriv --reuid=54321 --regid=54321 --clear-groups \
-        timeout 20 "$MXGATECTL" -s "unix:$sock" status 2>&1)
+        timeout 20 "$work/run/mxgatectl" -s "unix:$sock" status 2>&1)
     st=$?
     tap_result $([[ $st == 2 && $out == *"Permission denied"* ]]; echo $?) "${root_points[2]} ($out)"
     mxgate_stop_check "$mxpid" "$work/nobody.log" "mxgate run as nobody"
