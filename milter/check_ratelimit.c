@@ -186,6 +186,14 @@ rule_applies(const struct rate_rule *rule, const struct session *s,
 		if (stage != STAGE_RCPT)
 			return false;
 		break;
+	case RATE_COUNT_BYTES:
+		if (stage != STAGE_MAIL && stage != STAGE_EOM)
+			return false;
+		break;
+	case RATE_COUNT_DISTINCT:
+		if (stage != (rule->distinct == RATE_KEY_RECIPIENT ? STAGE_RCPT : STAGE_MAIL))
+			return false;
+		break;
 	}
 	switch (rule->when) {
 	case RATE_WHEN_AUTHENTICATED:

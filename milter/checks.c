@@ -23,3 +23,16 @@ const size_t check_count = sizeof(check_table) / sizeof(check_table[0]);
 
 static_assert(sizeof(check_table) / sizeof(check_table[0]) <= STATS_CHECKS,
 	      "stats.h counts decisions for every row");
+
+bool
+checks_want_message_size(const struct config *cfg)
+{
+	if (cfg->quota.enabled && cfg->quota.check_real_size)
+		return true;
+	if (!cfg->ratelimit.enabled)
+		return false;
+	for (size_t i = 0; i < cfg->ratelimit.nrules; i++)
+		if (cfg->ratelimit.rules[i].count == RATE_COUNT_BYTES)
+			return true;
+	return false;
+}

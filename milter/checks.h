@@ -25,6 +25,7 @@
 enum stage {
 	STAGE_MAIL = 1 << 0,
 	STAGE_RCPT = 1 << 1,
+	STAGE_EOM = 1 << 2,		/* end of message: tx.message_size is the real size */
 };
 
 struct check {
@@ -56,6 +57,14 @@ extern const struct check check_helo_required;	/* check_helo_required.c */
 extern const struct check check_helo;		/* check_helo.c */
 extern const struct check check_quota;		/* check_quota.c */
 extern const struct check check_ratelimit;	/* check_ratelimit.c */
+
+/*
+ * True when cfg needs the real size of messages sent without SIZE= (a
+ * count = "bytes" rule, quota.check_real_size): only then are header and
+ * body events negotiated (callbacks.c), and only a transaction that set
+ * tx.count_size gets them.
+ */
+bool	checks_want_message_size(const struct config *cfg);
 
 /* A client the HELO rules spare: authenticated, or through an exempt daemon (check_helo.c). */
 bool	check_helo_exempt(const struct session *s);

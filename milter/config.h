@@ -29,7 +29,11 @@ enum queue_format { QUEUE_FORMAT_POSTFIX, QUEUE_FORMAT_SENDMAIL };
 /* The milter run-time: Sendmail's libmilter (the default) or mxgate's own. */
 enum engine_kind { ENGINE_LIBMILTER, ENGINE_BUILTIN };
 
-enum rate_count { RATE_COUNT_CONNECTIONS, RATE_COUNT_MESSAGES, RATE_COUNT_RECIPIENTS };
+enum rate_count {
+	RATE_COUNT_CONNECTIONS, RATE_COUNT_MESSAGES, RATE_COUNT_RECIPIENTS,
+	RATE_COUNT_BYTES,		/* SIZE= at MAIL, else the real size at end of message */
+	RATE_COUNT_DISTINCT,		/* different values of rule->distinct per key */
+};
 enum rate_when { RATE_WHEN_ANY, RATE_WHEN_AUTHENTICATED, RATE_WHEN_UNAUTHENTICATED };
 enum rate_action { RATE_ACTION_TEMPFAIL, RATE_ACTION_REJECT, RATE_ACTION_HOLD, RATE_ACTION_WARN };
 
@@ -72,6 +76,7 @@ struct rate_rule {
 	enum rate_when when;
 	unsigned ipv4_prefix, ipv6_prefix;
 	enum rate_action action;
+	unsigned distinct;		/* count = "distinct": one enum rate_key bit (helo, recipient, sender, client_ip) */
 };
 
 /*
@@ -117,6 +122,7 @@ struct config {
 	struct {
 		char   *host, *socket, *user, *password, *database;
 		unsigned port, timeout_ms;
+		struct string_list servers;	/* "host:port" / "unix:PATH", tried in order; empty: host/port/socket */
 		char   *quota_query, *alias_query, *alias_domain_query;
 	} mysql;
 
@@ -126,12 +132,14 @@ struct config {
 		bool	exempt_authenticated;
 		struct string_list exempt_daemons;
 		bool	required;		/* MAIL without HELO/EHLO: 503 */
+		struct string_list reject_own_names;	/* 554 5.7.1 You are not me */
 	} helo;
 
 	struct {
 		bool	enabled;
 		char   *maildir_root, *maildir_template, *recipient_delimiter;
 		bool	use_message_size;
+		bool	check_real_size;	/* without SIZE=, count the message; refuse at end of message */
 		unsigned grace_percent, cache_ttl;
 		enum multi_target multi_target;
 		enum on_error on_error;	/* accept | tempfail */

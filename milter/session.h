@@ -43,6 +43,8 @@ struct transaction {
 	struct field rcpt;		/* the recipient being checked */
 	unsigned rcpts_seen, rcpts_accepted;
 	bool	needs_eom;		/* a hold or warn waits for end of message */
+	bool	count_size;		/* a check waits for the real size (STAGE_EOM) */
+	unsigned long long message_size; /* bytes of header and body events so far */
 	bool	hold;
 	char	hold_reason[VERDICT_SUBJECT_MAX];
 	char	warning[VERDICT_SUBJECT_MAX];	/* X-Mxgate-Warning value, "" if none */
