@@ -360,7 +360,7 @@ ratelimit_run(struct session *s, void *state, enum stage stage, struct verdict *
 		limits = ratelimit_limits(rule, &key, &s->addr, &class_index);
 		if (limits->count == 0)
 			continue; /* a class without limits */
-		r = ratelimit_charge(cfg, i, limits, class_index, &key, now, lets_through,
+		r = ratelimit_charge(cfg, i, limits, class_index, &key, 1, now, lets_through,
 				     &ev.items[ev.n], &over);
 		if (r == RATE_ADMIT) {
 			ev.n++;

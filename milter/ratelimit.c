@@ -352,8 +352,8 @@ give_back_windows(struct counter_store *store, const struct config *cfg,
 /* Charge every window of limits in one store. */
 static enum rate_outcome
 charge_in(struct counter_store *store, const struct config *cfg, const struct rate_rule *rule,
-	  const struct rate_limits *limits, const struct rate_value *key, uint64_t now_ms,
-	  bool keep_over, const struct rate_limit **over)
+	  const struct rate_limits *limits, const struct rate_value *key, uint64_t amount,
+	  uint64_t now_ms, bool keep_over, const struct rate_limit **over)
 {
 	char name[COUNTER_KEY_MAX + 1];
 	size_t done = 0;
@@ -368,9 +368,9 @@ charge_in(struct counter_store *store, const struct config *cfg, const struct ra
 		ratelimit_window(now_ms, lim->period, &w);
 		len = ratelimit_key_name(name, sizeof(name), cfg->memcached.key_prefix, rule->name,
 					 lim->period, w.index, key->digest);
-		if (len == 0 || counter_store_incr(store, name, len, 1, ratelimit_ttl(&w),
+		if (len == 0 || counter_store_incr(store, name, len, amount, ratelimit_ttl(&w),
 						   &current) != STORE_OK) {
-			give_back_windows(store, cfg, rule, limits, done, now_ms, key->digest, 1);
+			give_back_windows(store, cfg, rule, limits, done, now_ms, key->digest, amount);
 			return RATE_ERROR;
 		}
 		done++;
@@ -390,14 +390,14 @@ charge_in(struct counter_store *store, const struct config *cfg, const struct ra
 	if (*over == NULL)
 		return RATE_ADMIT;
 	if (!keep_over)
-		give_back_windows(store, cfg, rule, limits, done, now_ms, key->digest, 1);
+		give_back_windows(store, cfg, rule, limits, done, now_ms, key->digest, amount);
 	return RATE_OVER;
 }
 
 enum rate_outcome
 ratelimit_charge(const struct config *cfg, size_t rule_index, const struct rate_limits *limits,
-		 int class_index, const struct rate_value *key, uint64_t now_ms, bool keep_over,
-		 struct rate_charge *charge, const struct rate_limit **over)
+		 int class_index, const struct rate_value *key, uint64_t amount, uint64_t now_ms,
+		 bool keep_over, struct rate_charge *charge, const struct rate_limit **over)
 {
 	const struct rate_rule *rule = &cfg->ratelimit.rules[rule_index];
 	struct backend *b = backend_acquire();
@@ -409,7 +409,7 @@ ratelimit_charge(const struct config *cfg, size_t rule_index, const struct rate_
 		backend_release(b);
 		return RATE_ERROR;
 	}
-	r = charge_in(store, cfg, rule, limits, key, now_ms, keep_over, over);
+	r = charge_in(store, cfg, rule, limits, key, amount, now_ms, keep_over, over);
 	if (store != local_store) {
 		if (r == RATE_ERROR && cfg->memcached.on_error == ON_ERROR_LOCAL) {
 			if (!atomic_exchange(&counting_locally, true))
@@ -417,7 +417,7 @@ ratelimit_charge(const struct config *cfg, size_t rule_index, const struct rate_
 				    "ratelimit: memcached does not answer: counting in process "
 				    "until it does (on_error = local)");
 			store = local_store;
-			r = charge_in(store, cfg, rule, limits, key, now_ms, keep_over, over);
+			r = charge_in(store, cfg, rule, limits, key, amount, now_ms, keep_over, over);
 			stats_ratelimit_fallback();
 		} else if (r != RATE_ERROR && atomic_load(&counting_locally) &&
 			   counter_store_healthy(store) &&
@@ -428,7 +428,7 @@ ratelimit_charge(const struct config *cfg, size_t rule_index, const struct rate_
 	if (r == RATE_ADMIT || (r == RATE_OVER && keep_over)) {
 		memset(charge, 0, sizeof(*charge));
 		charge->time_ms = now_ms;
-		charge->count = 1;
+		charge->count = amount;
 		charge->rule = (uint16_t)rule_index;
 		charge->class_index = (int16_t)class_index;
 		charge->local = store == local_store;

@@ -62,7 +62,7 @@
 /* Events charged to one rule's counters, to give back if they are not kept. */
 struct rate_charge {
 	uint64_t time_ms;		/* when charged: gives each window */
-	uint32_t count;			/* events charged to these counters */
+	uint64_t count;			/* charged to these counters: events, or bytes */
 	uint16_t rule;			/* index in cfg->ratelimit.rules */
 	int16_t class_index;		/* -1: the rule's own limits */
 	bool local;			/* in the in-process store (on_error = "local") */
@@ -142,8 +142,9 @@ void ratelimit_reload(const struct config *cfg);
 void ratelimit_stop(void);
 
 /*
- * Charge one event to every window of limits for rule number rule_index
- * of cfg, at now_ms (Unix time).  On RATE_ADMIT, *charge records what to
+ * Charge one event, counting amount (1, or a count = "bytes" rule's
+ * bytes), to every window of limits for rule number rule_index of cfg, at
+ * now_ms (Unix time).  On RATE_ADMIT, *charge records what to
  * give back.  On RATE_OVER, *over is the limit that did not hold, and
  * nothing stays charged unless keep_over (an event that is let through
  * anyway, for hold and warn: then *charge is filled as for RATE_ADMIT).
@@ -152,8 +153,9 @@ void ratelimit_stop(void);
  */
 enum rate_outcome ratelimit_charge(const struct config *cfg, size_t rule_index,
 				   const struct rate_limits *limits, int class_index,
-				   const struct rate_value *key, uint64_t now_ms, bool keep_over,
-				   struct rate_charge *charge, const struct rate_limit **over);
+				   const struct rate_value *key, uint64_t amount, uint64_t now_ms,
+				   bool keep_over, struct rate_charge *charge,
+				   const struct rate_limit **over);
 
 /* Give a recorded charge back to its counters (failures are logged at debug level). */
 void ratelimit_give_back(const struct config *cfg, const struct rate_charge *charge);

@@ -567,7 +567,7 @@ test_admission_burst(void **state)
 	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &key));
 	/* A burst of N+k on a fresh key: exactly N; the refused are not charged. */
 	for (int i = 0; i < 12; i++)
-		if (ratelimit_charge(cfg, 0, &cfg->ratelimit.rules[0].limits, -1, &key, now, false,
+		if (ratelimit_charge(cfg, 0, &cfg->ratelimit.rules[0].limits, -1, &key, 1, now, false,
 				     &c, &over) == RATE_ADMIT)
 			admitted++;
 		else
@@ -579,14 +579,14 @@ test_admission_burst(void **state)
 	assert_int_equal(v, 5);
 	/* Giving one back makes room for exactly one. */
 	ratelimit_give_back(cfg, &c);
-	assert_int_equal(ratelimit_charge(cfg, 0, &cfg->ratelimit.rules[0].limits, -1, &key, now,
+	assert_int_equal(ratelimit_charge(cfg, 0, &cfg->ratelimit.rules[0].limits, -1, &key, 1, now,
 					  false, &c, &over),
 			 RATE_ADMIT);
-	assert_int_equal(ratelimit_charge(cfg, 0, &cfg->ratelimit.rules[0].limits, -1, &key, now,
+	assert_int_equal(ratelimit_charge(cfg, 0, &cfg->ratelimit.rules[0].limits, -1, &key, 1, now,
 					  false, &c, &over),
 			 RATE_OVER);
 	/* keep_over (hold, warn): charged although over. */
-	assert_int_equal(ratelimit_charge(cfg, 0, &cfg->ratelimit.rules[0].limits, -1, &key, now,
+	assert_int_equal(ratelimit_charge(cfg, 0, &cfg->ratelimit.rules[0].limits, -1, &key, 1, now,
 					  true, &c, &over),
 			 RATE_OVER);
 	assert_true(ratelimit_peek(name, true, &v));
@@ -606,7 +606,7 @@ count_admitted(const struct config *cfg, size_t rule, const struct rate_value *k
 	struct rate_charge c;
 	int	n = 0;
 
-	while (ratelimit_charge(cfg, rule, &cfg->ratelimit.rules[rule].limits, -1, key, now_ms,
+	while (ratelimit_charge(cfg, rule, &cfg->ratelimit.rules[rule].limits, -1, key, 1, now_ms,
 				false, &c, over) == RATE_ADMIT)
 		n++;
 	return n;
@@ -634,10 +634,10 @@ test_admission_sliding(void **state)
 	/* 5 at the end of one window ... */
 	for (n = 0; n < 5; n++)
 		assert_int_equal(
-		    ratelimit_charge(cfg, 0, l, -1, &key, base - 1000, false, &c, &over),
+		    ratelimit_charge(cfg, 0, l, -1, &key, 1, base - 1000, false, &c, &over),
 		    RATE_ADMIT);
 	/* ... leave no room at the start of the next: no 2N burst at the edge. */
-	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 1, false, &c, &over),
+	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, 1, base + 1, false, &c, &over),
 			 RATE_OVER);
 	/* Half way through, half of them still count: 2 more fit (2 + 5/2 <= 5). */
 	assert_int_equal(count_admitted(cfg, 0, &key, base + 30000, &over), 2);
@@ -645,9 +645,9 @@ test_admission_sliding(void **state)
 	 */
 	assert_int_equal(count_admitted(cfg, 0, &key, base + 59999, &over), 2);
 	/* A minute on, the window of 4 becomes the previous one and weighs in full at first. */
-	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 60000, false, &c, &over),
+	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, 1, base + 60000, false, &c, &over),
 			 RATE_ADMIT);
-	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, base + 60000, false, &c, &over),
+	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, 1, base + 60000, false, &c, &over),
 			 RATE_OVER);
 	/* The clock steps back an hour: old windows; a step forward: fresh ones. */
 	assert_int_equal(count_admitted(cfg, 0, &key, base - 3600000, &over), 5);
@@ -695,7 +695,7 @@ racer_main(void *arg)
 	const struct rate_limit *over;
 
 	for (int i = 0; i < 50; i++)
-		if (ratelimit_charge(r->cfg, 0, &r->cfg->ratelimit.rules[0].limits, -1, r->key,
+		if (ratelimit_charge(r->cfg, 0, &r->cfg->ratelimit.rules[0].limits, -1, r->key, 1,
 				     r->now, false, &c, &over) == RATE_ADMIT)
 			r->admitted++;
 	return NULL;
