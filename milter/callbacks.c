@@ -2,12 +2,14 @@
  * callbacks.c - the only file that knows the milter protocol's steps: thin
  * shells around session.c and policy.c, called by either engine (engine.h).
  *
- * Negotiation asks the MTA for as little as the checks need: no headers,
- * body or unknown commands; no reply at connect and HELO (mxgate decides
- * there but speaks at MAIL/RCPT); macros only where they are read.  At DATA
- * a message with nothing left to do is accepted, so the MTA sends no more
- * events for it (and the TCP delayed-ACK stall doc/PERFORMANCE.md
- * describes never starts).  Thread-safety: all state is in the session on the context.
+ * Negotiation asks the MTA for as little as the checks need: no unknown
+ * commands; headers and body only when a check needs the real size of a
+ * message sent without SIZE= (checks_want_message_size()), and then with
+ * no reply to each; no reply at connect and HELO (mxgate decides there but
+ * speaks at MAIL/RCPT); macros only where they are read.  At DATA a message
+ * with nothing left to do is accepted, so the MTA sends no more events for
+ * it (no header or body events either, and the TCP delayed-ACK stall
+ * doc/PERFORMANCE.md describes never starts).  Thread-safety: all state is in the session on the context.
  */
 #include "callbacks.h"
 
@@ -47,8 +49,9 @@ static const struct {
 	{SMFIM_EOM, NO_MACROS},
 };
 
-/* Protocol steps mxgate never needs, and replies it never gives. */
+/* Protocol steps mxgate never needs (headers and body: unless it counts sizes), and replies it never gives. */
 #define WANT_NO_STEPS	(SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY | SMFIP_NOUNKNOWN)
+#define SIZE_STEPS	(SMFIP_NOHDRS | SMFIP_NOBODY)
 #define WANT_NO_REPLIES	(SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_HDR | SMFIP_NR_EOH | \
 			 SMFIP_NR_BODY | SMFIP_NR_UNKN)
 #define WANT_ACTIONS	(SMFIF_ADDHDRS | SMFIF_QUARANTINE)
@@ -92,6 +95,8 @@ mx_negotiate(struct milter_conn *ctx, unsigned long actions, unsigned long steps
 		return SMFIS_TEMPFAIL;
 	*want_actions = actions & WANT_ACTIONS;
 	*want_steps = steps & (WANT_NO_STEPS | WANT_NO_REPLIES);
+	if (checks_want_message_size(s->cfg))
+		*want_steps &= ~(unsigned long)SIZE_STEPS;
 	if (actions & SMFIF_SETSYMLIST) {
 		*want_actions |= SMFIF_SETSYMLIST;
 		for (size_t i = 0; i < sizeof(symlists) / sizeof(symlists[0]); i++) {
@@ -192,11 +197,54 @@ mx_data(struct milter_conn *ctx)
 	return SMFIS_ACCEPT;
 }
 
+/* "NAME: VALUE" CRLF, as the message carries it: only the size is kept. */
+static sfsistat
+mx_header(struct milter_conn *ctx, const char *name, const char *value)
+{
+	struct session *s = ctx_session(ctx);
+
+	if (s != NULL)
+		s->tx.message_size += strlen(name) + 2 + strlen(value) + 2;
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+mx_body(struct milter_conn *ctx, const unsigned char *chunk, size_t len)
+{
+	struct session *s = ctx_session(ctx);
+
+	(void)chunk;
+	if (s != NULL)
+		s->tx.message_size += len;
+	return SMFIS_CONTINUE;
+}
+
+/* The checks that waited for the real size judge it; a refusal ends the transaction. */
+static sfsistat
+eom_checks(struct milter_conn *ctx, struct session *s)
+{
+	struct verdict v;
+	sfsistat r;
+
+	if (s->tx.message_size > 0)
+		s->tx.message_size += 2; /* the empty line after the header */
+	policy_run(s, STAGE_EOM, &v);
+	r = apply_verdict(ctx, &v);
+	if (r != SMFIS_CONTINUE)
+		policy_transaction_end(s, false);
+	return r;
+}
+
 static sfsistat
 mx_eom(struct milter_conn *ctx)
 {
 	struct session *s = ctx_session(ctx);
+	sfsistat r;
 
+	/* A size was counted (it may correct a SIZE= charge), or a check waits for it. */
+	if (s != NULL && (s->tx.count_size || s->tx.message_size > 0) &&
+	    (r = eom_checks(ctx, s)) != SMFIS_CONTINUE)
+		return r;
 	if (s != NULL && s->tx.hold &&
 	    milter_quarantine(ctx, s->tx.hold_reason) != 0)
 		log_warning("MTA refused to quarantine the message");
@@ -236,6 +284,8 @@ const struct milter_callbacks mxgate_callbacks = {
 	.envfrom = mx_envfrom,
 	.envrcpt = mx_envrcpt,
 	.data = mx_data,
+	.header = mx_header,
+	.body = mx_body,
 	.eom = mx_eom,
 	.abort = mx_abort,
 	.close = mx_close,

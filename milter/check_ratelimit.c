@@ -168,6 +168,21 @@ check_ratelimit_key(const struct rate_rule *rule, const struct session *s, struc
 
 /* ---- the check ----------------------------------------------------------- */
 
+/* Does rule's when = fit this client? */
+static bool
+rule_for_client(const struct rate_rule *rule, const struct session *s)
+{
+	switch (rule->when) {
+	case RATE_WHEN_AUTHENTICATED:
+		return session_authenticated(s);
+	case RATE_WHEN_UNAUTHENTICATED:
+		return !session_authenticated(s);
+	case RATE_WHEN_ANY:
+		break;
+	}
+	return true;
+}
+
 /* Does rule count at this stage, for this client? */
 static bool
 rule_applies(const struct rate_rule *rule, const struct session *s,
@@ -187,7 +202,8 @@ rule_applies(const struct rate_rule *rule, const struct session *s,
 			return false;
 		break;
 	case RATE_COUNT_BYTES:
-		if (stage != STAGE_MAIL && stage != STAGE_EOM)
+		/* SIZE= at MAIL; without it, the real size at end of message. */
+		if (stage != (s->tx.size > 0 ? STAGE_MAIL : STAGE_EOM))
 			return false;
 		break;
 	case RATE_COUNT_DISTINCT:
@@ -195,15 +211,37 @@ rule_applies(const struct rate_rule *rule, const struct session *s,
 			return false;
 		break;
 	}
-	switch (rule->when) {
-	case RATE_WHEN_AUTHENTICATED:
-		return session_authenticated(s);
-	case RATE_WHEN_UNAUTHENTICATED:
-		return !session_authenticated(s);
-	case RATE_WHEN_ANY:
-		break;
-	}
-	return true;
+	return rule_for_client(rule, s);
+}
+
+/*
+ * MAIL FROM without SIZE=: a count = "bytes" rule for this client waits
+ * for the real size, so the message goes on to end of message with its
+ * header and body events.  With SIZE=, a message that goes there anyway
+ * (hold, warn, another check) has its charge corrected (correct_sizes()).
+ */
+static void
+note_size_wanted(struct session *s)
+{
+	const struct config *cfg = s->cfg;
+
+	if (s->tx.size > 0)
+		return;
+	for (size_t i = 0; i < cfg->ratelimit.nrules; i++)
+		if (cfg->ratelimit.rules[i].count == RATE_COUNT_BYTES &&
+		    rule_for_client(&cfg->ratelimit.rules[i], s)) {
+			s->tx.count_size = s->tx.needs_eom = true;
+			return;
+		}
+}
+
+/* What one event of rule counts: 1, or the message's bytes. */
+static uint64_t
+rule_amount(const struct rate_rule *rule, const struct session *s, enum stage stage)
+{
+	if (rule->count != RATE_COUNT_BYTES)
+		return 1;
+	return stage == STAGE_EOM ? s->tx.message_size : s->tx.size;
 }
 
 /* Printable ASCII copy of len bytes (anything else becomes '?'), cut to size. */
@@ -304,6 +342,42 @@ event_commit(const struct config *cfg, struct ratelimit_state *st, enum stage st
 		st->connection_charged = true;
 }
 
+/*
+ * End of message of a transaction whose bytes were charged from SIZE= and
+ * whose real size was counted too: charge the difference, or give it back.
+ * Never a refusal: the client declared its size and was admitted for it.
+ */
+static void
+correct_sizes(struct session *s, struct ratelimit_state *st)
+{
+	const struct config *cfg = s->cfg;
+	uint64_t real = s->tx.message_size;
+
+	if (s->tx.size == 0 || real == 0) /* 0: no header or body event came */
+		return;
+	for (unsigned i = 0; i < st->ncharges; i++) {
+		struct rate_charge *c = &st->charges[i], diff = *c;
+		const struct rate_limit *over;
+		struct rate_value key;
+
+		if (cfg->ratelimit.rules[c->rule].count != RATE_COUNT_BYTES || c->count == real)
+			continue;
+		if (real < c->count) {
+			diff.count = c->count - real;
+			ratelimit_give_back(cfg, &diff);
+			c->count = real;
+			continue;
+		}
+		/* The key value again, for ratelimit_charge(): same rule, same client. */
+		if (!check_ratelimit_key(&cfg->ratelimit.rules[c->rule], s, &key))
+			continue;
+		if (ratelimit_charge(cfg, c->rule, ratelimit_charge_limits(cfg, c), c->class_index,
+				     &key, real - c->count, c->time_ms, true, &diff, &over) !=
+		    RATE_ERROR)
+			c->count = real;
+	}
+}
+
 /* The check's on_error: memcached's ("local" never reaches a check). */
 static enum on_error
 ratelimit_on_error(const struct config *cfg)
@@ -345,6 +419,10 @@ ratelimit_run(struct session *s, void *state, enum stage stage, struct verdict *
 		v->out_of_memory = true;
 		return;
 	}
+	if (stage == STAGE_MAIL)
+		note_size_wanted(s);
+	else if (stage == STAGE_EOM)
+		correct_sizes(s, st);
 	now = ratelimit_now_ms();
 	for (size_t i = 0; i < cfg->ratelimit.nrules; i++) {
 		const struct rate_rule *rule = &cfg->ratelimit.rules[i];
@@ -360,7 +438,8 @@ ratelimit_run(struct session *s, void *state, enum stage stage, struct verdict *
 		limits = ratelimit_limits(rule, &key, &s->addr, &class_index);
 		if (limits->count == 0)
 			continue; /* a class without limits */
-		r = ratelimit_charge(cfg, i, limits, class_index, &key, 1, now, lets_through,
+		r = ratelimit_charge(cfg, i, limits, class_index, &key, rule_amount(rule, s, stage),
+				     now, lets_through,
 				     &ev.items[ev.n], &over);
 		if (r == RATE_ADMIT) {
 			ev.n++;
@@ -419,7 +498,7 @@ ratelimit_end(struct session *s, void *state, bool accepted)
 }
 
 const struct check check_ratelimit = {
-	.name = "ratelimit", .stages = STAGE_MAIL | STAGE_RCPT,
+	.name = "ratelimit", .stages = STAGE_MAIL | STAGE_RCPT | STAGE_EOM,
 	.state_size = sizeof(struct ratelimit_state),
 	.run = ratelimit_run, .end = ratelimit_end, .on_error = ratelimit_on_error,
 	.start = ratelimit_start, .reload = ratelimit_reload, .stop = ratelimit_stop,

@@ -208,6 +208,7 @@ static const struct key_spec quota_keys[] = {
 	KEY_STRING("maildir_template", quota.maildir_template, "%d/%l/"),
 	KEY_STRING("recipient_delimiter", quota.recipient_delimiter, "+"),
 	KEY_BOOL("use_message_size", quota.use_message_size, true),
+	KEY_BOOL("check_real_size", quota.check_real_size, false),
 	KEY_NUM("grace_percent", KT_UINT, quota.grace_percent, 0, 1000, 0),
 	KEY_NUM("cache_ttl", KT_UINT, quota.cache_ttl, 0, 86400, 30),
 	KEY_ENUM("multi_target", quota.multi_target, multi_target_words, MULTI_TARGET_ALL),
@@ -245,6 +246,11 @@ quota_check(struct loader *ld, const config_t *cf, const struct config *cfg)
 	if (cfg->quota.maildir_root[0] != '/')
 		loader_error(ld, config_lookup(cf, "quota.maildir_root"),
 			     "maildir_root: must be an absolute path");
+	/* The real size stands in for SIZE=: it counts only where SIZE= would. */
+	if (cfg->quota.check_real_size && !cfg->quota.use_message_size)
+		loader_error(ld, config_lookup(cf, "quota.check_real_size"),
+			     "check_real_size: needs use_message_size = true (the real size "
+			     "counts where SIZE= would)");
 	if (strpbrk(cfg->quota.recipient_delimiter, "@ \t\r\n") != NULL)
 		loader_error(ld, config_lookup(cf, "quota.recipient_delimiter"),
 			     "recipient_delimiter: must not contain '@' or white space");

@@ -180,7 +180,7 @@ struct config *config_current(void);
 /* Drop the current snapshot at shutdown. */
 void	config_shutdown(void);
 
-/* Parse "N/PERIOD" (PERIOD = [K]U, U one of s m h d, at most 30 days). */
+/* Parse "N/PERIOD" (N may end in K, M or G: 2^10, 2^20, 2^30; PERIOD = [K]U, U one of s m h d, at most 30 days). */
 bool	config_parse_limit(const char *text, struct rate_limit *out);
 
 /* Name of an enum word, for logs. */

@@ -47,6 +47,9 @@ struct milter_callbacks {
 	sfsistat (*envfrom)(struct milter_conn *c, char **argv);
 	sfsistat (*envrcpt)(struct milter_conn *c, char **argv);
 	sfsistat (*data)(struct milter_conn *c);
+	/* Only when negotiated (no SMFIP_NOHDRS / SMFIP_NOBODY): one header, one body chunk. */
+	sfsistat (*header)(struct milter_conn *c, const char *name, const char *value);
+	sfsistat (*body)(struct milter_conn *c, const unsigned char *chunk, size_t len);
 	sfsistat (*eom)(struct milter_conn *c);
 	void	(*abort)(struct milter_conn *c);
 	void	(*close)(struct milter_conn *c);

@@ -245,13 +245,16 @@ lm_answer(struct lm_conn *w, unsigned long nr_bit, sfsistat r)
 #define CONN(ctx)	((struct milter_conn *)(void *)(ctx))
 
 /* The SMTP steps that hand the filter a string, an argv, or nothing. */
-enum lm_step { LM_CONNECT, LM_HELO, LM_ENVFROM, LM_ENVRCPT, LM_DATA, LM_EOM };
+enum lm_step { LM_CONNECT, LM_HELO, LM_ENVFROM, LM_ENVRCPT, LM_DATA, LM_HEADER, LM_BODY, LM_EOM };
 
 /* What libmilter handed a step's shell. */
 struct lm_args {
-	const char *s;			/* connect: the host name; helo: the name */
+	const char *s;			/* connect: the host name; helo: the name; header: its name */
 	const struct sockaddr *addr;	/* connect */
 	char  **argv;			/* envfrom, envrcpt */
+	const char *value;		/* header */
+	const unsigned char *chunk;	/* body */
+	size_t	len;
 };
 
 /* The filter's callback for step, SMFIS_CONTINUE when it has none. */
@@ -271,6 +274,10 @@ lm_call(struct milter_conn *c, enum lm_step step, const struct lm_args *a)
 		return cb->envrcpt ? cb->envrcpt(c, a->argv) : SMFIS_CONTINUE;
 	case LM_DATA:
 		return cb->data ? cb->data(c) : SMFIS_CONTINUE;
+	case LM_HEADER:
+		return cb->header ? cb->header(c, a->s, a->value) : SMFIS_CONTINUE;
+	case LM_BODY:
+		return cb->body ? cb->body(c, a->chunk, a->len) : SMFIS_CONTINUE;
 	case LM_EOM:
 		return cb->eom ? cb->eom(c) : SMFIS_CONTINUE;
 	}
@@ -287,7 +294,8 @@ lm_step(SMFICTX *ctx, enum lm_step step, struct lm_args a)
 {
 	static const unsigned long nr_bit[] = {
 		[LM_CONNECT] = SMFIP_NR_CONN, [LM_HELO] = SMFIP_NR_HELO, [LM_ENVFROM] = SMFIP_NR_MAIL,
-		[LM_ENVRCPT] = SMFIP_NR_RCPT, [LM_DATA] = SMFIP_NR_DATA, [LM_EOM] = 0,
+		[LM_ENVRCPT] = SMFIP_NR_RCPT, [LM_DATA] = SMFIP_NR_DATA, [LM_HEADER] = SMFIP_NR_HDR,
+		[LM_BODY] = SMFIP_NR_BODY, [LM_EOM] = 0,
 	};
 	struct lm_conn *w = lm_begin(ctx);
 
@@ -347,6 +355,18 @@ xx_data(SMFICTX *ctx)
 }
 
 static sfsistat
+xx_header(SMFICTX *ctx, char *name, char *value)
+{
+	return lm_step(ctx, LM_HEADER, (struct lm_args){.s = name, .value = value});
+}
+
+static sfsistat
+xx_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
+{
+	return lm_step(ctx, LM_BODY, (struct lm_args){.chunk = chunk, .len = len});
+}
+
+static sfsistat
 xx_eom(SMFICTX *ctx)
 {
 	return lm_step(ctx, LM_EOM, (struct lm_args){.s = NULL});
@@ -392,9 +412,9 @@ static struct smfiDesc lm_desc = {
 	xx_helo,			/* SMTP HELO */
 	xx_envfrom,			/* envelope sender */
 	xx_envrcpt,			/* envelope recipient */
-	NULL,				/* header: not used */
+	xx_header,			/* header: only when negotiated */
 	NULL,				/* end of header: not used */
-	NULL,				/* body block: not used */
+	xx_body,			/* body block: only when negotiated */
 	xx_eom,				/* end of message */
 	xx_abort,			/* message aborted */
 	xx_close,			/* connection cleanup */

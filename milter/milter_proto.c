@@ -497,18 +497,35 @@ on_step(struct milter_conn *c, uint8_t cmd, const uint8_t *data, size_t len)
 	} else if (cmd == SMFIC_DATA) {
 		if (cb->data != NULL)
 			r = cb->data(c);
+	} else if (cmd == SMFIC_HEADER) {
+		const uint8_t *value = memchr(data, '\0', len);
+
+		/* "NAME\0VALUE\0" */
+		if (value == NULL || len == 0 || data[len - 1] != '\0')
+			return false;
+		if (cb->header != NULL)
+			r = cb->header(c, (const char *)data, (const char *)value + 1);
+	} else if (cmd == SMFIC_BODY) {
+		if (cb->body != NULL)
+			r = cb->body(c, data, len);
 	}
-	/* Header, end of header, body, unknown command: no callback, a reply. */
+	/* End of header, unknown command: no callback, a reply. */
 	out_status(c, cmd_row(cmd)->nr_bit, r);
 	return true;
 }
 
-/* End of message: header and quarantine allowed during the callback; the transaction ends. */
+/*
+ * End of message: header and quarantine allowed during the callback; the
+ * transaction ends.  The packet may carry the body's last chunk, which
+ * the filter sees first (as libmilter hands it to xxfi_body).
+ */
 static bool
-on_eom(struct milter_conn *c)
+on_eom(struct milter_conn *c, const uint8_t *data, size_t len)
 {
 	sfsistat r = SMFIS_CONTINUE;
 
+	if (len > 0 && c->cb->body != NULL)
+		(void)c->cb->body(c, data, len);
 	c->in_eom = true;
 	if (c->cb->eom != NULL)
 		r = c->cb->eom(c);
@@ -532,7 +549,7 @@ on_packet(struct milter_conn *c, uint8_t cmd, const uint8_t *data, size_t len)
 	case SMFIC_CONNECT:
 		return on_connect(c, data, len);
 	case SMFIC_BODYEOB:
-		return on_eom(c);
+		return on_eom(c, data, len);
 	case SMFIC_ABORT:
 		if (c->cb->abort != NULL)
 			c->cb->abort(c);

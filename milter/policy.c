@@ -87,11 +87,12 @@ log_decision(const struct session *s, const char *action, enum stage stage,
 	char	from[300], to[300];
 	const struct transaction *tx = &s->tx;
 	bool	rcpt = stage == STAGE_RCPT, refuse = v->kind == VERDICT_REFUSE;
+	const char *step = rcpt ? "RCPT" : stage == STAGE_EOM ? "END-OF-MESSAGE" : "MAIL";
 
 	log_address(from, sizeof(from), &tx->sender);
 	log_address(to, sizeof(to), &tx->rcpt);
 	log_info("%s: %s: %s from %s[%s]: %s%s%s%s%s; from=<%s>%s%s%s helo=<%.300s> check=%s",
-		 tx->queue_id[0] ? tx->queue_id : "NOQUEUE", action, rcpt ? "RCPT" : "MAIL",
+		 tx->queue_id[0] ? tx->queue_id : "NOQUEUE", action, step,
 		 s->client_name, s->client_addr,
 		 refuse ? v->reply.code : "", refuse ? " " : "",
 		 refuse ? v->reply.dsn : "", refuse ? " " : "",

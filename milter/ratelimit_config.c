@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const count_words[] = {"connections", "messages", "recipients", NULL};
+static const char *const count_words[] = {
+	"connections", "messages", "recipients", "bytes", "distinct", NULL,
+};
 static const char *const when_words[] = {"any", "authenticated", "unauthenticated", NULL};
 static const char *const action_words[] = {"tempfail", "reject", "hold", "warn", NULL};
 static const char *const key_words[] = {
@@ -34,6 +36,13 @@ config_parse_limit(const char *text, struct rate_limit *out)
 
 	for (; *p >= '0' && *p <= '9' && digits < 10; p++, digits++)
 		n = n * 10 + (unsigned long)(*p - '0');
+	/* K, M, G: binary multiples, for count = "bytes" ("50M/1h"). */
+	if (*p == 'K' || *p == 'k')
+		n <<= 10, p++;
+	else if (*p == 'M')
+		n <<= 20, p++;
+	else if (*p == 'G')
+		n <<= 30, p++;
 	if (digits == 0 || n == 0 || *p++ != '/')
 		return false;
 	for (digits = 0; *p >= '0' && *p <= '9' && digits < 7; p++, digits++)

@@ -169,6 +169,9 @@ test_bad_files(void **state)
 		{"bad_metrics.conf", 1, "metrics: not an inet: or inet6: address"},
 		{"bad_query.conf", 2, "quota_query: needs exactly one '?'"},
 		{"bad_control_socket.conf", 2, "control_socket: \"inet:1234\" is not unix:/PATH"},
+		{"bad_real_size.conf", 3, "check_real_size: needs use_message_size = true"},
+		{"bad_real_size_type.conf", 2, "check_real_size: expected true or false"},
+		{"bad_bytes_key.conf", 3, "rule \"volume\": a recipient key needs count = \"recipients\""},
 	};
 
 	(void)state;
@@ -222,6 +225,15 @@ test_parse_limit(void **state)
 	assert_true(config_parse_limit("1/30d", &l));
 	assert_int_equal(l.period, 30 * 86400);
 	assert_false(config_parse_limit("1/31d", &l));
+	assert_true(config_parse_limit("50M/1h", &l));
+	assert_int_equal(l.count, 50UL << 20);
+	assert_true(config_parse_limit("2k/1m", &l));
+	assert_int_equal(l.count, 2048);
+	assert_true(config_parse_limit("1G/1d", &l));
+	assert_int_equal(l.count, 1UL << 30);
+	assert_false(config_parse_limit("5T/1h", &l));
+	assert_false(config_parse_limit("5MM/1h", &l));
+	assert_false(config_parse_limit("M/1h", &l));
 	assert_false(config_parse_limit("0/1m", &l));
 	assert_false(config_parse_limit("10/0m", &l));
 	assert_false(config_parse_limit("10/1w", &l));

@@ -573,3 +573,27 @@ pf_raw_replies() {
     (($? == 124)) && echo "*** timed out"
     return 0
 }
+
+# pf_smtp_mail PORT MAILARG RCPT: a raw SMTP session (swaks sends no SIZE=)
+# that sends "MAIL FROM:MAILARG" (e.g. "<a@example.net> SIZE=2000") and,
+# when that is accepted, "RCPT TO:<RCPT>"; prints the last line of each of
+# the two replies.  Bounded: 30 s in all.
+pf_smtp_mail() {
+    timeout 30 bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        say() { printf "%s\r\n" "$1" >&3; }
+        get() {  # the last line of a (multi-line) reply
+            local line
+            while IFS= read -r -t 15 line <&3; do
+                line=${line%$'\''\r'\''}
+                [[ $line == [0-9][0-9][0-9]-* ]] || { printf "%s\n" "$line"; return 0; }
+            done
+            return 1
+        }
+        get >/dev/null || exit 1
+        say "EHLO client.example.net"; get >/dev/null
+        say "MAIL FROM:$2"; reply=$(get); printf "%s\n" "$reply"
+        [[ $reply == 250* ]] && { say "RCPT TO:<$3>"; get; }
+        say "QUIT"; get >/dev/null
+    ' _ "$@"
+}
