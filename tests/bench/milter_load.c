@@ -5,7 +5,7 @@
  *
  *   milter_load -p SOCKET [-c THREADS] [-d SECONDS] [-n SESSIONS]
  *               [-m MSGS] [-r RCPTS] [-k CLIENTS] [-u RECIPIENTS]
- *               [-H HELO] [-a AUTHUSER] [-t TIMEOUT] [-L FILE] [-M] [-N] [-x] [-q]
+ *               [-H HELO] [-a AUTHUSER] [-t TIMEOUT] [-L FILE] [-M] [-N] [-x] [-Z] [-q]
  *
  * Each thread runs milter sessions one after another, as an MTA's smtpd
  * processes do: negotiate (offering what Postfix 3.7 offers, and taking the
@@ -30,6 +30,11 @@
  * one in eleven sends a 4000-byte sender, and one in nine drops its
  * connection after its first RCPT reply, with no QUIT (counted as a
  * completed session: the drop is the point).
+ * MAIL carries SIZE=5120, as Postfix passes on a client's SIZE=.  -Z sends
+ * no SIZE=, and a message the filter still wants after DATA is sent as
+ * Postfix would send a 5 KB one: ten headers, then the body in one chunk
+ * (each only when the filter did not decline it at negotiation): what
+ * counting the real size costs.
  * -L FILE appends one line per session to FILE, for a test that checks
  * each verdict: "SESSION M:V R:V R:V ...", V being the reply's code for a
  * custom reply ("552") and else the reply's letter ("c" continue, "a"
@@ -92,6 +97,7 @@ struct load_options {
 	bool	nodelay, quiet, no_macros;
 	const char *verdict_log;	/* -L FILE, or NULL */
 	bool	mixed;			/* -M */
+	bool	no_size;		/* -Z */
 };
 
 /* Verdicts by kind, for MAIL and RCPT. */
@@ -160,7 +166,7 @@ usage(void)
 	fprintf(stderr,
 		"usage: milter_load -p SOCKET [-c THREADS] [-d SECONDS] [-n SESSIONS]\n"
 		"                   [-m MSGS] [-r RCPTS] [-k CLIENTS] [-u RECIPIENTS]\n"
-		"                   [-H HELO] [-a AUTHUSER] [-t TIMEOUT] [-L FILE] [-M] [-N] [-x] [-q]\n");
+		"                   [-H HELO] [-a AUTHUSER] [-t TIMEOUT] [-L FILE] [-M] [-N] [-x] [-Z] [-q]\n");
 	exit(2);
 }
 
@@ -518,6 +524,32 @@ stats_verdict(struct load_conn *c, struct load_stats *st, bool rcpt, enum load_k
 	}
 }
 
+/* -Z: ten headers and a 5 KB body, each unless declined, with a reply unless waived. */
+static bool
+session_content(struct load_conn *c)
+{
+	char	body[5000], hdr[128];
+
+	if ((c->protocol & SMFIP_NOHDRS) == 0)
+		for (int i = 0; i < 10; i++) {
+			int	n = snprintf(hdr, sizeof(hdr), "X-Load-%d%cheader number %d of the message", i,
+					     '\0', i);
+
+			if (!conn_queue(c, SMFIC_HEADER, hdr, (size_t)n + 1))
+				return false;
+			if ((c->protocol & SMFIP_NR_HDR) == 0 && !conn_reply(c))
+				return false;
+		}
+	if ((c->protocol & SMFIP_NOBODY) == 0) {
+		memset(body, 'b', sizeof(body));
+		if (!conn_queue(c, SMFIC_BODY, body, sizeof(body)))
+			return false;
+		if ((c->protocol & SMFIP_NR_BODY) == 0 && !conn_reply(c))
+			return false;
+	}
+	return true;
+}
+
 /* One message: MAIL, RCPTs, DATA (and end of message if still wanted). */
 static bool
 session_message(struct load_conn *c, struct load_stats *st, unsigned long sess, unsigned msg)
@@ -536,7 +568,7 @@ session_message(struct load_conn *c, struct load_stats *st, unsigned long sess, 
 	/* "sender\0SIZE=5120\0" as Postfix sends MAIL's argument and parameters. */
 	memcpy(arg, sender, strlen(sender) + 1);
 	memcpy(arg + strlen(sender) + 1, "SIZE=5120", 10);
-	if (!conn_queue(c, SMFIC_MAIL, arg, strlen(sender) + 11))
+	if (!conn_queue(c, SMFIC_MAIL, arg, strlen(sender) + 1 + (opt.no_size ? 0 : 10)))
 		return false;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((c->protocol & SMFIP_NOMAIL) == 0 && (c->protocol & SMFIP_NR_MAIL) == 0) {
@@ -590,7 +622,9 @@ session_message(struct load_conn *c, struct load_stats *st, unsigned long sess, 
 				return conn_queue(c, SMFIC_ABORT, NULL, 0);
 		}
 	}
-	/* The filter still wants the message: an empty one, then end of message. */
+	/* The filter still wants the message: its header and body (-Z), then end of message. */
+	if (opt.no_size && !session_content(c))
+		return false;
 	if ((c->protocol & SMFIP_NOEOH) == 0) {
 		if (!conn_queue(c, SMFIC_EOH, NULL, 0))
 			return false;
@@ -758,7 +792,7 @@ parse_options(int argc, char **argv)
 	opt.helo = "client.example.net";
 	opt.timeout = 10;
 	opt.nodelay = true;
-	while ((ch = getopt(argc, argv, "p:c:d:n:m:r:k:u:H:a:t:L:MNxq")) != -1) {
+	while ((ch = getopt(argc, argv, "p:c:d:n:m:r:k:u:H:a:t:L:MNxZq")) != -1) {
 		switch (ch) {
 		case 'p':
 			opt.socket = optarg;
@@ -808,6 +842,9 @@ parse_options(int argc, char **argv)
 			break;
 		case 'x':
 			opt.no_macros = true;
+			break;
+		case 'Z':
+			opt.no_size = true;
 			break;
 		case 'q':
 			opt.quiet = true;
