@@ -680,6 +680,74 @@ test_admission_all_windows(void **state)
 	ratelimit_stop();
 }
 
+/* count = "bytes": a charge counts its amount, and a refused amount is not kept. */
+static const char *bytes_conf =
+    "ratelimit: { rules = (\n"
+    "  { name = \"vol\"; key = [ \"sender\" ]; count = \"bytes\"; limits = [ \"10K/1m\" ]; }\n"
+    "); };\n";
+
+static void
+test_admission_bytes(void **state)
+{
+	struct config *cfg = load_text(bytes_conf);
+	struct rate_value key;
+	struct rate_charge c, first;
+	const struct rate_limit *over;
+	const struct rate_limits *l;
+	struct session *s;
+	uint64_t base = 1700000040000ULL; /* a minute boundary */
+	char name[COUNTER_KEY_MAX + 1];
+	struct rate_window w;
+	uint64_t v;
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_int_equal(cfg->ratelimit.rules[0].count, RATE_COUNT_BYTES);
+	assert_true(ratelimit_start(cfg));
+	s = session_with(cfg, "192.0.2.1", "<bytes@example.net>", NULL);
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &key));
+	l = &cfg->ratelimit.rules[0].limits;
+	assert_int_equal(l->items[0].count, 10240);
+	ratelimit_window(base + 1000, 60, &w);
+	ratelimit_key_name(name, sizeof(name), "mxgate:", "vol", 60, w.index, key.digest);
+	/* Two messages of 4000 bytes fit in 10 KiB, and the charge records the amount. */
+	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, 4000, base + 1000, false, &first,
+					  &over),
+			 RATE_ADMIT);
+	assert_int_equal(first.count, 4000);
+	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, 4000, base + 1000, false, &c, &over),
+			 RATE_ADMIT);
+	/* A third is over (12000 > 10240) and is not kept: the counter stays at 8000. */
+	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, 4000, base + 1000, false, &c, &over),
+			 RATE_OVER);
+	assert_int_equal(over->count, 10240);
+	assert_true(ratelimit_peek(name, true, &v));
+	assert_int_equal(v, 8000);
+	/* What is left fits to the byte: 2240 does, one byte more does not. */
+	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, 2241, base + 1000, false, &c, &over),
+			 RATE_OVER);
+	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, 2240, base + 1000, false, &c, &over),
+			 RATE_ADMIT);
+	/* Giving back the first message gives back its 4000 bytes, not one. */
+	ratelimit_give_back(cfg, &first);
+	assert_true(ratelimit_peek(name, true, &v));
+	assert_int_equal(v, 6240);
+	/* A message larger than the whole limit never fits, even on a fresh key. */
+	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, 10241, base + 7200000, false, &c,
+					  &over),
+			 RATE_OVER);
+	/*
+	 * Sliding: half way through the next minute, half of the previous
+	 * window's 6240 still weighs (3120): 7120 more fit, 7121 do not.
+	 */
+	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, 7121, base + 90000, false, &c, &over),
+			 RATE_OVER);
+	assert_int_equal(ratelimit_charge(cfg, 0, l, -1, &key, 7120, base + 90000, false, &c, &over),
+			 RATE_ADMIT);
+	session_close(s);
+	ratelimit_stop();
+}
+
 struct racer {
 	struct config *cfg;
 	struct rate_value *key;
@@ -1021,6 +1089,7 @@ main(void)
 	    cmocka_unit_test(test_admission_burst),
 	    cmocka_unit_test(test_admission_sliding),
 	    cmocka_unit_test(test_admission_all_windows),
+	    cmocka_unit_test(test_admission_bytes),
 	    cmocka_unit_test(test_admission_threads),
 	    cmocka_unit_test(test_check_verdicts),
 	    cmocka_unit_test(test_check_warn_and_when),
