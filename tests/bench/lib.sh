@@ -243,7 +243,9 @@ bench_maildir() {
 
 # bench_mxgate_conf FILE SOCKET CHECKS QUEUEDIR MCPORT DBDIR VMAIL ENGINE: a
 # configuration with only CHECKS on (words: helo quota ratelimit overload,
-# or "none"), everything else off, run by ENGINE (libmilter or builtin);
+# or "none"; bytes adds a count = "bytes" rule to ratelimit's, realsize
+# turns quota.check_real_size on), everything else off, run by ENGINE
+# (libmilter or builtin);
 # no trusted networks, so Postfix's 127.0.0.1 clients are checked.
 bench_mxgate_conf() {
     local file=$1 socket=$2 checks=" $3 " queue=$4 mcport=$5 dbdir=$6 vmail=$7 engine=${8:-libmilter}
@@ -256,7 +258,8 @@ socket = "$socket";
 log_level = "warning";
 trusted_networks = [ ];
 helo: { enabled = $(on helo); };
-quota: { enabled = $(on quota); maildir_root = "$vmail"; cache_ttl = 30; };
+quota: { enabled = $(on quota); maildir_root = "$vmail"; cache_ttl = 30;
+         check_real_size = $(on realsize); };
 overload: {
   enabled = $(on overload);
   queue_directory = "$queue";
@@ -278,7 +281,9 @@ ratelimit: {
   enabled = true;
   rules = (
     { name = "client"; key = [ "client_ip" ]; count = "messages"; limits = [ "10000000/1h" ]; },
-    { name = "rcpt"; key = [ "recipient" ]; count = "recipients"; limits = [ "10000000/1h" ]; }
+    { name = "rcpt"; key = [ "recipient" ]; count = "recipients"; limits = [ "10000000/1h" ]; }$(
+        [[ $checks == *" bytes "* ]] && printf ',\n    %s' \
+            '{ name = "volume"; key = [ "sender" ]; count = "bytes"; limits = [ "1000G/1h" ]; }')
   );
 };
 EOF

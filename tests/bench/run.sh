@@ -18,7 +18,12 @@
 # "postfix-helo" (Postfix's own HELO restrictions, no milter), and
 # ENGINE-CHECKS[-unix]: ENGINE "mx" runs mxgate under libmilter (the
 # default engine), "builtin" under engine = "builtin"; CHECKS is nochecks,
-# helo, quota, ratelimit, overload or all (helo quota ratelimit overload);
+# helo, quota, ratelimit, overload or all (helo quota ratelimit overload),
+# or bytes (ratelimit plus a count = "bytes" rule) or realsize (quota
+# with quota.check_real_size): smtp-source sends no SIZE=, so these two
+# ask Postfix for every message's header and body (beside ratelimit and
+# quota they show what those events cost; the driver runs them with and
+# without SIZE=);
 # -unix talks to mxgate over a unix socket instead of TCP on 127.0.0.1;
 # -metrics (before any -unix) also turns the metrics endpoint on and
 # scrapes GET /metrics once a second during each of its runs, so that
@@ -116,6 +121,8 @@ mx_parse() {
         nochecks) cfg_checks=none ;;
         all) cfg_checks="helo quota ratelimit overload" ;;
         helo | quota | ratelimit | overload) cfg_checks=$body ;;
+        bytes) cfg_checks="ratelimit bytes" ;;
+        realsize) cfg_checks="quota realsize" ;;
         *) return 1 ;;
     esac
 }
@@ -445,6 +452,12 @@ driver() {
 for c in $configs; do
     driver "$c" "8 threads, 1 msg x 1 rcpt per session" -c 8 -m 1 -r 1 -k 1000 -u 1000
     driver "$c" "8 threads, 1 msg x 10 rcpts per session" -c 8 -m 1 -r 10 -k 1000 -u 1000
+    # Without SIZE=: the size-counting configurations take the header and
+    # body; the ones they are measured against show -Z costs them nothing.
+    case $c in
+        *-bytes* | *-realsize* | *-ratelimit* | *-quota*)
+            driver "$c" "8 threads, 1 msg x 1 rcpt, no SIZE= (-Z)" -c 8 -m 1 -r 1 -k 1000 -u 1000 -Z ;;
+    esac
 done
 
 # ---- summary ---------------------------------------------------------------------
@@ -566,6 +579,11 @@ summarize() {
     target "both shown" "mx-all-unix / none msg/s" 20 mx-all-unix none 0.90
     for s in $concs; do
         target "metrics shown" "mx-all-metrics / mx-all msg/s" "$s" mx-all-metrics mx-all 0.97
+    done
+    for s in $concs; do
+        target "size shown" "mx-bytes / mx-ratelimit msg/s" "$s" mx-bytes mx-ratelimit 0.90
+        target "size shown" "builtin-bytes / builtin-ratelimit msg/s" "$s" builtin-bytes builtin-ratelimit 0.90
+        target "size shown" "mx-realsize / mx-quota msg/s" "$s" mx-realsize mx-quota 0.90
     done
     echo
     echo "Direct driver (tests/bench/milter_load, ${driver_secs} s each, mxgate and the driver share the cores):"

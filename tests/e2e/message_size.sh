@@ -40,7 +40,7 @@ done
 
 conf=$work/mxgate.conf
 # write_conf [MEMCACHED-SERVER]: the configuration, replaced by rename.
-# Rule "user" gives SASL user u1 300 bytes an hour, u2 299, u3 and u4 500;
+# Rule "user" gives SASL user u1 300 bytes an hour, u2 299, u3 to u5 500;
 # rule "second" sends the second message of u3 and u4 on to end of message
 # (a warning), where a SIZE= charge is corrected to the real size.
 write_conf() {
@@ -54,7 +54,7 @@ ratelimit: { rules = (
   { name = "volume"; key = [ "sender" ]; count = "bytes"; limits = [ "20K/1h" ]; },
   { name = "user"; key = [ "sasl_user" ]; count = "bytes";
     classes = ( { match = "u1"; limits = [ "300/1h" ]; }, { match = "u2"; limits = [ "299/1h" ]; },
-                { match = "u[34]"; limits = [ "500/1h" ]; } ); },
+                { match = "u[3-5]"; limits = [ "500/1h" ]; } ); },
   { name = "second"; key = [ "sasl_user" ]; count = "messages"; action = "warn";
     classes = ( { match = "u[34]"; limits = [ "1/1h" ]; } ); }
 ); };
@@ -124,6 +124,17 @@ for user, declared, last in ((b"u3", 100, 200), (b"u4", 400, 199)):
           session(b"<c@example.net>", size=declared, user=user, headers=hdrs, body=body)))
     print("%s then %d: %s" % (u, last,
           session(b"<c@example.net>", size=last, user=user, headers=hdrs, body=body)))
+# u5: SIZE=400 charged at MAIL, then the transaction aborts: the 400 bytes
+# are given back, so another SIZE=400 fits the 500-byte limit.
+m = Milter(port, 10).optneg(6, SMFIF_ALL, offer)
+m.connect(addr=b"192.0.2.44")
+m.helo(b"client.example.net")
+r = m.mail(b"<c@example.net>", b"SIZE=400", macros={b"{auth_authen}": b"u5"})
+steps = ["MAIL " + r.code, "RCPT " + m.rcpt(b"<room@example.org>").code]
+m.abort()
+m.quit()
+print("u5 aborted: " + ", ".join(steps))
+print("u5 then 400: " + session(b"<c@example.net>", size=400, user=b"u5"))
 EOF
 out=$(timeout 60 python3 "$work/size_client.py" "$mport" 2>&1)
 line() { sed -n "s/^$1: //p" <<<"$out"; }
@@ -145,7 +156,10 @@ tap_check "...so that SIZE=200 more is over the 500-byte limit, at MAIL" \
     ' MAIL y 450 4.7.1 <u3>: Rate limit "user" exceeded, try again later'
 tap_check "SIZE=400 for the same 300 bytes: corrected down, so SIZE=199 more fits" \
     test "$(line 'u4 then 199' | cut -d';' -f2)" = " MAIL c, RCPT c, DATA c, EOM c"
-[[ $out == *"EOM y 450"* && $out == *"u4 then 199: headers; MAIL c"* ]] || tap_diag "$out"
+tap_check "a SIZE= charge of a transaction that aborts is given back" \
+    test "$(line 'u5 aborted'); $(line 'u5 then 400' | cut -d';' -f2)" = \
+    "MAIL c, RCPT c;  MAIL c, RCPT c, DATA a"
+[[ $out == *"EOM y 450"* && $out == *"u5 then 400: headers; MAIL c"* ]] || tap_diag "$out"
 # (The third message of u4 goes on to end of message too: "second" warns again.)
 tap_check "the refusal is logged at END-OF-MESSAGE" \
     grep -q 'NOQUEUE: reject: END-OF-MESSAGE from .*: 450 4.7.1 <u2>: Rate limit "user" exceeded.*check=ratelimit' "$log"
@@ -246,6 +260,37 @@ key=$(python3 "$here/lib/rl_milter.py" key --rule volume --period 3600 \
 n=$(mc_get "$mc" "$key")
 tap_check "memcached holds the bytes of the two messages kept (15 KB and their headers: $n)" \
     test "${n:-0}" -gt 15000 -a "${n:-0}" -le 20480
+
+# Without bytes rules and check_real_size, the same mxgate (reloaded) asks
+# for no header or body events, and a message without SIZE= is accepted at
+# DATA: configurations without these features cost what they did before.
+sed -e '/count = "bytes"/,/} ); },/d' -e 's/check_real_size = true;//' "$conf" >"$conf.new" &&
+    mv -f "$conf.new" "$conf"
+kill -USR1 "$mxpid"
+tap_check "reloaded without bytes rules or check_real_size" \
+    wait_for "test \$(grep -c 'configuration reloaded' '$log') -ge 2" 10
+cat >"$work/plain_client.py" <<'EOF'
+"""plain_client.py PORT: one milter-level session without SIZE=."""
+import sys
+sys.dont_write_bytecode = True
+from milter_wire import Milter, SMFIF_ALL, SMFIP_ALL, SMFIP_NOHDRS, SMFIP_NOBODY, \
+    SMFIP_SKIP, SMFIP_RCPT_REJ, SMFIP_HDR_LEADSPC
+
+m = Milter(int(sys.argv[1]), 10).optneg(
+    6, SMFIF_ALL, SMFIP_ALL & ~(SMFIP_SKIP | SMFIP_RCPT_REJ | SMFIP_HDR_LEADSPC))
+both = SMFIP_NOHDRS | SMFIP_NOBODY
+wants = "no headers" if m.pflags & both == both else "headers"
+m.connect(addr=b"192.0.2.45")
+m.helo(b"client.example.net")
+steps = ["MAIL " + m.mail(b"<plain@example.net>").code, "RCPT " + m.rcpt(b"<room@example.org>").code,
+         "DATA " + m.data().code]
+m.quit()
+print(wants + "; " + ", ".join(steps))
+EOF
+out=$(timeout 30 python3 "$work/plain_client.py" "$mport" 2>&1)
+tap_check "without them no header or body events are negotiated, and no SIZE= is accepted at DATA" \
+    test "$out" = "no headers; MAIL c, RCPT c, DATA a"
+[[ $out == "no headers; MAIL c, RCPT c, DATA a" ]] || tap_diag "$out"
 
 pf_stop "$pf"
 finish
