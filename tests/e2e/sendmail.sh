@@ -2,11 +2,12 @@
 # tests/e2e/sendmail.sh -- mxgate under a real Sendmail (Debian's
 # sendmail-bin, unpacked beside Postfix by tests/e2e/lib/sendmail.sh) with
 # INPUT_MAIL_FILTER pointing at it: negotiation, the HELO, quota and
-# rate-limit refusals with their exact texts as a client sees them through
-# Sendmail (swaks), Sendmail's own log lines for them, a message that passes
-# and reaches smtp-sink (mxgate accepts at DATA), and the overload check
-# counting Sendmail's queue (qf files, queue_format = "sendmail") as it
-# fills and drains.
+# rate-limit refusals (count = "bytes" too, at end of message and at MAIL)
+# with their exact texts as a client sees them through Sendmail (swaks),
+# Sendmail's own log lines for them, a message that passes and reaches
+# smtp-sink (counted by the bytes rule at end of message), and the overload
+# check counting Sendmail's queue (qf files, queue_format = "sendmail") as
+# it fills and drains.
 #
 # Two instances: A (delivers at once) with an mxgate doing helo, quota
 # (maildirsize files, no SQL) and rate limits (in-process counters); B
@@ -84,6 +85,9 @@ ratelimit: {
                   { match = \"*\"; limits = [ ]; } ); },
     { name = \"rcpt\"; key = [ \"recipient\" ]; count = \"recipients\"; limits = [ \"1/1h\" ];
       classes = ( { match = \"limited@example.org\"; limits = [ \"1/1h\" ]; },
+                  { match = \"*\"; limits = [ ]; } ); },
+    { name = \"volume\"; key = [ \"sender\" ]; count = \"bytes\";
+      classes = ( { match = \"big*@example.net\"; limits = [ \"4K/1h\" ]; },
                   { match = \"*\"; limits = [ ]; } ); }
   );
 };"
@@ -144,6 +148,22 @@ expect "rate limit: the next one is refused at RCPT with its text through Sendma
     '450 4.7.1 <limited@example.org>: Rate limit "rcpt" exceeded, try again later' "$got"
 wait_for "grep -q 'reject=450 4.7.1 <limited@example.org>: Rate limit' '$a/syslog'" 5
 tap_result $? "Sendmail logged the milter's rate-limit refusal"
+# Bytes: without SIZE= (swaks sends none) the real size, at end of message;
+# with SIZE= the declared size, at MAIL.
+python3 -c 'import sys; sys.stdout.write(("0123456789" * 7 + "abcdef\n") * 80)' >"$tmp/6k"
+got=$(last_reply --port "$port_a" --helo client.example.net --from big@example.net \
+    --to room@example.org --data --swaks-opt --body --swaks-opt "@$tmp/6k")
+expect "bytes: 6 KB without SIZE= over a 4 KB limit is refused at end of message through Sendmail" \
+    '450 4.7.1 <big@example.net>: Rate limit "volume" exceeded, try again later' "$got"
+tap_result "$(grep -q 'reject: END-OF-MESSAGE from .*<big@example.net>: Rate limit "volume".*check=ratelimit' \
+    "$tmp/a.log"; echo $?)" "mxgate logged it at END-OF-MESSAGE"
+got=$(pf_smtp_mail "$port_a" "<big2@example.net> SIZE=6000" room@example.org | head -1 |
+    sed -E 's/^([45][0-9][0-9] [45]\.[0-9]+\.[0-9]+) <[^>]*>\.\.\. /\1 /')
+expect "bytes: SIZE=6000 is refused at MAIL through Sendmail" \
+    '450 4.7.1 <big2@example.net>: Rate limit "volume" exceeded, try again later' "$got"
+got=$(last_reply --port "$port_a" --helo client.example.net --from big3@example.net \
+    --to room@example.org --data)
+tap_result "$([[ $got == "250 "* ]]; echo $?)" "bytes: a small message under the limit is accepted ($got)"
 tap_result "$(kill -0 "${mxpids[0]}" 2>/dev/null; echo $?)" "mxgate A still runs"
 
 # ---- instance B: overload from Sendmail's queue -------------------------------
