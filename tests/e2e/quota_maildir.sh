@@ -329,26 +329,9 @@ tap_result $(! cat "$pf"/sink/* 2>/dev/null | grep -qi 'X-Rcpt-Args: <full@'; ec
     "...and not to the full one"
 
 # SIZE= from a raw SMTP client (swaks does not send it).
-# smtp_size SIZE RCPT: print the reply to RCPT TO after MAIL FROM with SIZE=.
-smtp_size() {
-    timeout 30 bash -c '
-        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-        say() { printf "%s\r\n" "$1" >&3; }
-        get() {  # the last line of a (multi-line) reply
-            local line
-            while IFS= read -r -t 15 line <&3; do
-                line=${line%$'\''\r'\''}
-                [[ $line == [0-9][0-9][0-9]-* ]] || { printf "%s\n" "$line"; return 0; }
-            done
-            return 1
-        }
-        get >/dev/null || exit 1
-        say "EHLO client.example.net"; get >/dev/null
-        say "MAIL FROM:<sender@example.net>${2:+ SIZE=$2}"; get >/dev/null
-        say "RCPT TO:<$3>"; get
-        say "QUIT"; get >/dev/null
-    ' _ "$port" "$1" "$2"
-}
+# smtp_size SIZE RCPT: the reply to RCPT TO after MAIL FROM with SIZE= (the
+# reply to MAIL if that was refused).
+smtp_size() { pf_smtp_mail "$port" "<sender@example.net>${1:+ SIZE=$1}" "$2" | tail -1; }
 got=$(smtp_size "" near@example.org)
 tap_result $([[ $got == 250* ]]; echo $?) "Postfix: nearly full mailbox, no SIZE=: accepted ($got)"
 got=$(smtp_size 500 near@example.org)
