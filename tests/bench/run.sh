@@ -27,7 +27,10 @@
 # -unix talks to mxgate over a unix socket instead of TCP on 127.0.0.1;
 # -metrics (before any -unix) also turns the metrics endpoint on and
 # scrapes GET /metrics once a second during each of its runs, so that
-# mx-all-metrics beside mx-all shows what serving the metrics costs.
+# mx-all-metrics beside mx-all shows what serving the metrics costs;
+# base-CONFIG runs CONFIG with the mxgate program MXGATE_BASE (an earlier
+# build, same configuration file) so that base-mx-ratelimit beside
+# mx-ratelimit shows what a change costs a configuration it leaves alone.
 # Default: none postfix-helo mx-nochecks mx-all mx-all-metrics
 # mx-nochecks-unix mx-all-unix builtin-nochecks builtin-all
 # builtin-nochecks-unix builtin-all-unix (the single-check ones, e.g.
@@ -58,7 +61,8 @@
 # CI smoke test (about 1-2 minutes).  A full run takes about 13 minutes on
 # 2 cores (100 Postfix runs, then 16 driver runs of 8 s).
 #
-# Environment: MXGATE and MILTER_LOAD (built programs) if already built;
+# Environment: MXGATE and MILTER_LOAD (built programs) if already built,
+# MXGATE_BASE for the base-* configurations;
 # otherwise the script configures and builds in BENCH_BUILD (default
 # build/bench).  Needs root (Postfix, tmpfs, MariaDB); installs missing
 # Debian packages.  Every wait and loop is bounded; everything started is
@@ -104,14 +108,14 @@ for s in $concs; do
 done
 
 # mx_parse CONFIG: for an mxgate configuration
-# (ENGINE-CHECKS[-metrics][-unix]) set cfg_engine (libmilter, builtin),
+# ([base-]ENGINE-CHECKS[-metrics][-unix]) set cfg_engine (libmilter, builtin),
 # cfg_checks (bench_mxgate_conf's words) and cfg_metrics (yes, no); false
 # for any other name.
 mx_parse() {
-    local body
-    case $1 in
-        mx-*) cfg_engine=libmilter body=${1#mx-} ;;
-        builtin-*) cfg_engine=builtin body=${1#builtin-} ;;
+    local name=${1#base-} body
+    case $name in
+        mx-*) cfg_engine=libmilter body=${name#mx-} ;;
+        builtin-*) cfg_engine=builtin body=${name#builtin-} ;;
         *) return 1 ;;
     esac
     body=${body%-unix}
@@ -129,6 +133,8 @@ mx_parse() {
 for c in $configs; do
     [[ $c == none || $c == postfix-helo ]] || mx_parse "$c" ||
         { echo "run.sh: unknown configuration $c (see --help)" >&2; exit 2; }
+    [[ $c != base-* || -x ${MXGATE_BASE:-} ]] ||
+        { echo "run.sh: $c needs MXGATE_BASE, an mxgate program" >&2; exit 2; }
 done
 [[ $(id -u) == 0 ]] || { echo "run.sh: run as root (private Postfix, tmpfs)" >&2; exit 99; }
 
@@ -241,7 +247,9 @@ for c in $configs; do
     bench_mxgate_conf "$work/$c.conf" "${sockspec[$c]}" "${checks[$c]}" "$pfdir/queue" \
         "$mcport" "$work/db" "$vmail" "${engine[$c]}"
     [[ -n ${mport[$c]:-} ]] && echo "metrics = \"inet:${mport[$c]}@127.0.0.1\";" >>"$work/$c.conf"
-    "$MXGATE" -f -c "$work/$c.conf" 2>"$work/$c.log" &
+    prog=$MXGATE
+    [[ $c == base-* ]] && prog=$MXGATE_BASE
+    "$prog" -f -c "$work/$c.conf" 2>"$work/$c.log" &
     mxpid[$c]=$!
 done
 for c in "${!mxpid[@]}"; do
@@ -505,7 +513,7 @@ summarize() {
     for s in $concs; do printf ' -s %s: %s;' "$s" "${msgs[$s]}"; done
     echo " $rounds round(s), configurations interleaved; medians of the ok runs."
     echo "Load average before the runs: $load_before; after: $load_after (anything above ~1 means other work shared the cores; per-run 1-minute load in runs.tsv)."
-    echo "mx-* run mxgate under libmilter (engine = \"libmilter\"), builtin-* under engine = \"builtin\"; *-unix over a unix socket, the others over TCP on 127.0.0.1."
+    echo "mx-* run mxgate under libmilter (engine = \"libmilter\"), builtin-* under engine = \"builtin\"; *-unix over a unix socket, the others over TCP on 127.0.0.1; base-* the same configuration with the earlier mxgate \$MXGATE_BASE${MXGATE_BASE:+ ($MXGATE_BASE)}."
     echo "CPU in ms per message (utime+stime from /proc over the run, until the queue was delivered): mxgate (the configuration's own), all Postfix processes (the master's tree, per daemon below), memcached and MariaDB (present and idle in every configuration; their cost is the difference to none)."
     echo
     echo "| configuration | -s | msg/s | × none | mxgate CPU ms/msg | Postfix CPU ms/msg | memcached CPU ms/msg | MariaDB CPU ms/msg | runs ok |"
