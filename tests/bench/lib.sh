@@ -258,8 +258,7 @@ socket = "$socket";
 log_level = "warning";
 trusted_networks = [ ];
 helo: { enabled = $(on helo); };
-quota: { enabled = $(on quota); maildir_root = "$vmail"; cache_ttl = 30;
-         check_real_size = $(on realsize); };
+quota: { enabled = $(on quota); maildir_root = "$vmail"; cache_ttl = 30;$([[ $checks == *" realsize "* ]] && echo " check_real_size = true;") };
 overload: {
   enabled = $(on overload);
   queue_directory = "$queue";
