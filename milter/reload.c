@@ -4,6 +4,7 @@
 #include "reload.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,9 @@
 
 /* SIGUSR1 and the control socket may ask at once: services_reload() is not reentrant. */
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The configuration the daemon started with, held from the first reload on. */
+static struct config *started;
 
 /* Where a load's errors go: the log, and the caller's report. */
 struct reload_report {
@@ -45,6 +49,44 @@ running_path(bool *oom)
 	return path;
 }
 
+/* The string settings read at start only (engine has its own warning). */
+static const struct {
+	const char *key;
+	size_t	offset;
+} start_only[] = {
+	{"socket", offsetof(struct config, socket)},
+	{"user", offsetof(struct config, user)},
+	{"pidfile", offsetof(struct config, pidfile)},
+	{"control_socket", offsetof(struct config, control_socket)},
+	{"metrics", offsetof(struct config, metrics)},
+};
+
+static const char *
+setting(const struct config *cfg, size_t offset)
+{
+	const char *value = *(char *const *)((const char *)cfg + offset);
+
+	return value != NULL ? value : "";
+}
+
+/*
+ * Says which settings of cfg a reload cannot apply: they differ from those
+ * the daemon started with (run), which stay in force until a restart.
+ */
+static void
+warn_start_only(const char *name, const struct config *run, const struct config *cfg)
+{
+	for (size_t i = 0; i < sizeof start_only / sizeof start_only[0]; i++)
+		if (strcmp(setting(run, start_only[i].offset), setting(cfg, start_only[i].offset)) != 0)
+			log_warning("%s: %s takes a restart; the running value \"%s\" stays", name,
+				    start_only[i].key, setting(run, start_only[i].offset));
+	if (run->syslog_facility != cfg->syslog_facility)
+		log_warning("%s: syslog_facility takes a restart; the running one stays", name);
+	if (strcmp(config_engine_name(cfg->engine), milter_current()->name) != 0)
+		log_warning("%s: engine \"%s\" takes a restart; the %s engine keeps running", name,
+			    config_engine_name(cfg->engine), milter_current()->name);
+}
+
 bool
 mxgate_reload(config_report_fn *report, void *arg)
 {
@@ -68,9 +110,10 @@ mxgate_reload(config_report_fn *report, void *arg)
 		pthread_mutex_unlock(&reload_lock);
 		return false;
 	}
-	if (strcmp(config_engine_name(cfg->engine), milter_current()->name) != 0)
-		log_warning("%s: engine \"%s\" takes a restart; the %s engine keeps running", name,
-			    config_engine_name(cfg->engine), milter_current()->name);
+	if (started == NULL)
+		started = config_current();	/* the first reload's is the one started with */
+	if (started != NULL)
+		warn_start_only(name, started, cfg);
 	log_set_level(cfg->log_level);
 	config_install(cfg);
 	cfg = config_current();

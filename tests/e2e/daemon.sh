@@ -251,13 +251,19 @@ for e in builtin libmilter; do
     tap_result $? "engine = \"$e\" starts"
     tap_result $(grep -q "(engine $e, configuration" "$work/engine-$e.log"; echo $?) \
         "engine = \"$e\": the start-up line names it"
-    # A reload that changes the engine is logged and ignored.
+    # A reload that changes the engine, or another setting read at start
+    # only, says so and keeps the running one.
     other=$([ $e = builtin ] && echo libmilter || echo builtin)
-    printf 'engine = "%s";\ntrusted_networks = [ ];\n' "$other" >"$work/engine-$e.conf"
+    printf 'engine = "%s";\ntrusted_networks = [ ];\nsocket = "inet:1@127.0.0.1";\npidfile = "%s";\n' \
+        "$other" "$work/elsewhere-$e.pid" >"$work/engine-$e.conf"
     kill -USR1 "$rpid"
     wait_for "grep -q 'configuration reloaded' '$work/engine-$e.log'" 5
     tap_result $(grep -q "engine \"$other\" takes a restart; the $e engine keeps running" \
         "$work/engine-$e.log"; echo $?) "engine = \"$e\": a reload to \"$other\" is logged and ignored"
+    tap_result $(grep -q 'socket takes a restart; the running value "inet:8891@127.0.0.1" stays' "$work/engine-$e.log" &&
+        grep -q 'pidfile takes a restart; the running value' "$work/engine-$e.log" &&
+        [ ! -e "$work/elsewhere-$e.pid" ]; echo $?) \
+        "engine = \"$e\": a reload that changes socket and pidfile says each takes a restart"
     bad_helo_rcpt "inet:$rport@127.0.0.1" SMFIR_REPLYCODE
     tap_result $? "engine = \"$e\": still serves with its checks after that reload"
     stop_real "$work/engine-$e.log"
