@@ -22,8 +22,11 @@
 #include "session.h"
 
 /*
- * Macros each stage reads: {daemon_name} for helo.exempt_daemons (asked
- * for only when the list is not empty), {auth_authen} for exemptions, {i}
+ * Macros each stage reads: {daemon_name} for helo.exempt_daemons, and
+ * {daemon_addr} and {if_addr} (Sendmail's address of the interface, where
+ * its {daemon_addr} is the listener's, maybe 0.0.0.0) for
+ * helo.reject_own_names (each asked for only when its list is not empty),
+ * {auth_authen} for exemptions, {i}
  * for logs.  Every macro packet costs both sides a read and a poll, so the
  * other stages ask for NO_MACROS, a name no MTA defines: Postfix reads an
  * empty list as "my defaults" (milter_connect_macros and the like, 0.15 ms
@@ -85,6 +88,18 @@ session_of(struct milter_conn *ctx)
 	return s;
 }
 
+/* The connect stage's macros: those the HELO rules read, or none. */
+static const char *
+connect_macros(const struct config *cfg, const char *none)
+{
+	bool	daemon = cfg->helo.exempt_daemons.count > 0;
+	bool	own = cfg->helo.reject_own_names.count > 0;
+
+	if (daemon && own)
+		return "{daemon_name} {daemon_addr} {if_addr}";
+	return daemon ? "{daemon_name}" : own ? "{daemon_addr} {if_addr}" : none;
+}
+
 static sfsistat
 mx_negotiate(struct milter_conn *ctx, unsigned long actions, unsigned long steps,
 	     unsigned long *want_actions, unsigned long *want_steps)
@@ -102,8 +117,8 @@ mx_negotiate(struct milter_conn *ctx, unsigned long actions, unsigned long steps
 		for (size_t i = 0; i < sizeof(symlists) / sizeof(symlists[0]); i++) {
 			const char *macros = symlists[i].macros;
 
-			if (symlists[i].stage == SMFIM_CONNECT && s->cfg->helo.exempt_daemons.count > 0)
-				macros = "{daemon_name}";
+			if (symlists[i].stage == SMFIM_CONNECT)
+				macros = connect_macros(s->cfg, macros);
 			if (milter_setsymlist(ctx, symlists[i].stage, macros) != 0)
 				log_warning("out of memory for the macro list of stage %d", symlists[i].stage);
 		}
@@ -120,6 +135,9 @@ mx_connect(struct milter_conn *ctx, const char *hostname, const struct sockaddr 
 		return SMFIS_TEMPFAIL;
 	session_set_client(s, hostname, hostaddr);
 	get_macro(ctx, "{daemon_name}", s->daemon_name, sizeof(s->daemon_name));
+	if (s->cfg->helo.reject_own_names.count > 0)
+		session_set_server(s, milter_getsymval(ctx, "{daemon_addr}"),
+				   milter_getsymval(ctx, "{if_addr}"));
 	return SMFIS_CONTINUE;
 }
 

@@ -5,7 +5,8 @@
  *
  * The recipient is parsed into Postfix's lookup form (address.c) and
  * judged by the quota service (quota.c); SIZE= counts when
- * use_message_size.  An address that cannot be parsed, was cut, or
+ * use_message_size, and a mailbox full by its Maildir++ message limit
+ * gets the same reply as one full by bytes.  An address that cannot be parsed, was cut, or
  * resolves to no local mailbox gets no opinion: the MTA decides.  A
  * source or maildir that could not be read is VERDICT_ERROR with the
  * recipient as subject, so that policy.c applies on_error.  The reply
@@ -163,8 +164,12 @@ quota_run(struct session *s, void *state, enum stage stage, struct verdict *v)
 	address_display(rcpt->text, rcpt->len, &shown, &shown_len);
 	switch (quota_check(cfg, &addr, s->tx.size, &res)) {
 	case QUOTA_FULL:
-		log_debug("quota: %s: mailbox %s full: %llu bytes used, limit %llu, SIZE=%lu",
-			  addr.full, res.mailbox, res.usage, res.limit, s->tx.size);
+		if (res.by_count)
+			log_debug("quota: %s: mailbox %s full by count: %llu messages, limit %llu",
+				  addr.full, res.mailbox, res.count, res.count_limit);
+		else
+			log_debug("quota: %s: mailbox %s full: %llu bytes used, limit %llu, SIZE=%lu",
+				  addr.full, res.mailbox, res.usage, res.limit, s->tx.size);
 		if (reply_set(&v->reply, cfg->quota.reply_code, cfg->quota.reply_dsn, shown,
 			      shown_len, "Recipient address rejected: Mailbox full"))
 			v->kind = VERDICT_REFUSE;

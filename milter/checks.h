@@ -69,4 +69,11 @@ bool	checks_want_message_size(const struct config *cfg);
 /* A client the HELO rules spare: authenticated, or through an exempt daemon (check_helo.c). */
 bool	check_helo_exempt(const struct session *s);
 
+/*
+ * True when the HELO name (len bytes, as sent) is one of
+ * helo.reject_own_names, or an address literal of a listed address or of
+ * the connection's own (session_set_server); false when the list is empty.
+ */
+bool	check_helo_own_name(const struct session *s, const char *name, size_t len);
+
 #endif

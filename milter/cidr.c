@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -42,6 +43,42 @@ ipaddr_parse(const char *text, struct ipaddr *out)
 		return true;
 	}
 	return false;
+}
+
+bool
+ipaddr_parse_literal(const char *text, size_t len, struct ipaddr *out)
+{
+	char	buf[INET6_ADDRSTRLEN + 8];
+	bool	v6;
+
+	memset(out, 0, sizeof(*out));
+	if (len < 3 || text[0] != '[' || text[len - 1] != ']')
+		return false;
+	text++;
+	len -= 2;
+	v6 = len > 5 && strncasecmp(text, "IPv6:", 5) == 0;
+	if (v6)
+		text += 5, len -= 5;
+	if (len >= sizeof(buf) || memchr(text, '\0', len) != NULL)
+		return false;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	/* RFC 5321: an IPv6 literal carries its tag; a bare one is IPv4. */
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, buf, out->bytes) != 1) {
+		memset(out, 0, sizeof(*out));
+		return false;
+	}
+	out->family = v6 ? AF_INET6 : AF_INET;
+	ipaddr_unmap(out);
+	return true;
+}
+
+bool
+ipaddr_equal(const struct ipaddr *a, const struct ipaddr *b)
+{
+	size_t	n = a->family == AF_INET ? 4 : 16;
+
+	return a->family != AF_UNSPEC && a->family == b->family && memcmp(a->bytes, b->bytes, n) == 0;
 }
 
 bool

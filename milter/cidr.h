@@ -34,6 +34,12 @@ bool	cidr_parse(const char *text, struct cidr *out);
 /* Parse a bare address (no prefix); false on error. */
 bool	ipaddr_parse(const char *text, struct ipaddr *out);
 
+/* Parse an RFC 5321 address literal of len bytes, "[a.b.c.d]" or "[IPv6:x::y]" (tag in any case); false on error. */
+bool	ipaddr_parse_literal(const char *text, size_t len, struct ipaddr *out);
+
+/* True when a and b are the same address (AF_UNSPEC equals nothing). */
+bool	ipaddr_equal(const struct ipaddr *a, const struct ipaddr *b);
+
 /* Fill from a socket address; AF_UNSPEC for NULL or non-IP families. */
 void	ipaddr_from_sockaddr(const struct sockaddr *sa, struct ipaddr *out);
 

@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "config_loader.h"
+#include "hostname.h"
 #include "metrics.h"
 #include "milter_socket.h"
 #include "ratelimit_config.h"
@@ -199,8 +200,31 @@ static const struct key_spec helo_keys[] = {
 	KEY_BOOL("exempt_authenticated", helo.exempt_authenticated, true),
 	KEY_LIST("exempt_daemons", KT_STRLIST, helo.exempt_daemons, NULL),
 	KEY_BOOL("required", helo.required, false),
+	KEY_LIST("reject_own_names", KT_STRLIST, helo.reject_own_names, NULL),
 	KEY_END,
 };
+
+/* Each own name is a host name or an address literal, as a client would greet with it. */
+static void
+helo_check(struct loader *ld, const config_t *cf, const struct config *cfg)
+{
+	const struct string_list *names = &cfg->helo.reject_own_names;
+	const config_setting_t *list = config_lookup(cf, "helo.reject_own_names");
+
+	for (size_t i = 0; i < names->count; i++) {
+		const char *name = names->items[i];
+		size_t	len = strlen(name);
+		struct ipaddr addr;
+		const config_setting_t *elem = list ? config_setting_get_elem(list, (unsigned)i) : NULL;
+
+		if (name[0] == '[' ? ipaddr_parse_literal(name, len, &addr)
+		    : hostname_valid(name, hostname_strip_dot(name, len)))
+			continue;
+		loader_error(ld, elem ? elem : list,
+			     "reject_own_names: \"%s\" is neither a host name nor an address "
+			     "literal such as [192.0.2.1] or [IPv6:2001:db8::1]", name);
+	}
+}
 
 static const struct key_spec quota_keys[] = {
 	KEY_BOOL("enabled", quota.enabled, true),
@@ -309,7 +333,7 @@ static const struct key_spec top_keys[] = {
 	KEY_LIST("trusted_networks", KT_CIDRLIST, trusted_networks, trusted_default),
 	KEY_GROUP("memcached", memcached_keys, memcached_check),
 	KEY_GROUP("mysql", mysql_keys, mysql_check),
-	KEY_GROUP("helo", helo_keys, NULL),
+	KEY_GROUP("helo", helo_keys, helo_check),
 	KEY_GROUP("quota", quota_keys, quota_check),
 	KEY_GROUP("ratelimit", ratelimit_keys, NULL),
 	KEY_GROUP("overload", overload_keys, overload_check),

@@ -5,7 +5,8 @@
  * The answer shows the address in lookup form (address.h), every lookup
  * of the alias resolution in the order it was made (quota_resolve.h),
  * with the alias domain mapping of the recipient's domain, then each
- * local mailbox with its quota, its usage and where each came from, and
+ * local mailbox with its quota, its usage and where each came from (and
+ * its message count against a Maildir++ message limit: "full by count"), and
  * the verdict in the words of the reply a client would get.  The check is
  * the real one (quota_explain), through the cache and the breaker, so the
  * answer is what an RCPT TO would get at this moment; a lookup the cache
@@ -195,21 +196,29 @@ text_mailbox(struct control_out *out, const struct quota_explanation *ex, size_t
 	const struct quota_mailbox_use *u = &ex->use[i];
 
 	control_printf(out, "mailbox %s\n  maildir %s\n", m->address, m->mailbox.maildir);
-	if (m->mailbox.quota == 0) {
+	if (m->mailbox.quota == 0 && m->mailbox.quota_count == 0) {
 		control_printf(out, "  quota: unlimited (%s%s)\n", quota_origin(ex->source),
 			       cached ? ", cached" : "");
 		return;
 	}
-	control_printf(out, "  quota: %llu bytes (%s%s), limit with grace %llu\n",
-		       m->mailbox.quota, quota_origin(ex->source), cached ? ", cached" : "",
-		       u->limit);
+	if (m->mailbox.quota == 0)
+		control_printf(out, "  quota: no byte limit (%s%s)\n", quota_origin(ex->source),
+			       cached ? ", cached" : "");
+	else
+		control_printf(out, "  quota: %llu bytes (%s%s), limit with grace %llu\n",
+			       m->mailbox.quota, quota_origin(ex->source), cached ? ", cached" : "",
+			       u->limit);
 	if (u->from == QUOTA_USAGE_ERROR) {
 		control_printf(out, "  usage: unreadable\n");
 		return;
 	}
 	control_printf(out, "  usage: %llu bytes (%s%s), with this message %llu: %s\n",
 		       u->usage, usage_origin(u->from), u->incomplete ? ", walk cut short" : "",
-		       u->need, u->full ? "full" : "room left");
+		       u->need, u->limit == 0 ? "no byte limit" :
+		       u->need > u->limit ? "full" : "room left");
+	if (u->count_limit > 0)
+		control_printf(out, "  messages: %llu, limit with grace %llu: %s\n", u->count,
+			       u->count_limit, u->full_by_count ? "full by count" : "room left");
 }
 
 /* One mailbox as a JSON object. */
@@ -227,9 +236,12 @@ json_mailbox(struct control_out *out, const struct quota_explanation *ex, size_t
 	control_printf(out, ",\"quota\":%llu,\"quota_from\":", m->mailbox.quota);
 	control_json_string(out, quota_origin(ex->source));
 	control_printf(out, ",\"quota_cached\":%s,\"limit\":%llu,\"usage\":%llu,"
-		       "\"usage_from\":\"%s\",\"incomplete\":%s,\"need\":%llu,\"full\":%s}",
+		       "\"usage_from\":\"%s\",\"incomplete\":%s,\"need\":%llu,\"full\":%s,"
+		       "\"quota_count\":%llu,\"count\":%llu,\"count_limit\":%llu,\"full_by_count\":%s}",
 		       cached ? "true" : "false", u->limit, u->usage, usage_origin(u->from),
-		       u->incomplete ? "true" : "false", u->need, u->full ? "true" : "false");
+		       u->incomplete ? "true" : "false", u->need, u->full ? "true" : "false",
+		       m->mailbox.quota_count, u->count, u->count_limit,
+		       u->full_by_count ? "true" : "false");
 }
 
 /* The address in lookup form. */

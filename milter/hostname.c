@@ -51,9 +51,8 @@ is_xdigit(unsigned char c)
 	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* Length once one trailing dot is dropped ("a." -> "a"; not "a..", not "."). */
-static size_t
-strip_one_dot(const char *name, size_t len)
+size_t
+hostname_strip_dot(const char *name, size_t len)
 {
 	if (len > 1 && name[len - 1] == '.' && name[len - 2] != '.')
 		return len - 1;
@@ -236,7 +235,7 @@ literal_ok(const char *name, size_t len)
 static bool
 fqdn_ok(const char *name, size_t len)
 {
-	len = strip_one_dot(name, len);
+	len = hostname_strip_dot(name, len);
 	return hostname_valid(name, len) && memchr(name, '.', len) != NULL;
 }
 
@@ -244,7 +243,7 @@ fqdn_ok(const char *name, size_t len)
 static bool
 syntax_ok(const char *name, size_t len)
 {
-	len = strip_one_dot(name, len);
+	len = hostname_strip_dot(name, len);
 	return hostname_valid(name, len) || valid_hostaddr(name, len);
 }
 
@@ -266,4 +265,24 @@ hostname_classify(const char *name, size_t len, bool reject_non_fqdn,
 	if (reject_non_fqdn && !fqdn_ok(name, len))
 		return HOSTNAME_NOT_FQDN;
 	return HOSTNAME_OK;
+}
+
+bool
+hostname_same(const char *a, size_t alen, const char *b, size_t blen)
+{
+	alen = hostname_strip_dot(a, alen);
+	blen = hostname_strip_dot(b, blen);
+	if (alen != blen)
+		return false;
+	for (size_t i = 0; i < alen; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+
+		if (x >= 'A' && x <= 'Z')
+			x = (unsigned char)(x - 'A' + 'a');
+		if (y >= 'A' && y <= 'Z')
+			y = (unsigned char)(y - 'A' + 'a');
+		if (x != y)
+			return false;
+	}
+	return true;
 }

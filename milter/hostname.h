@@ -41,4 +41,10 @@ bool	hostname_valid_ipv4(const char *addr, size_t len);
 /* Postfix valid_ipv6_hostaddr(): hex fields, at most one "::", no "IPv6:". */
 bool	hostname_valid_ipv6(const char *addr, size_t len);
 
+/* Length once one trailing dot is dropped ("a." -> "a"; not "a..", not "."), as Postfix does. */
+size_t	hostname_strip_dot(const char *name, size_t len);
+
+/* The same name: ASCII letters in any case, one trailing dot on either ignored. */
+bool	hostname_same(const char *a, size_t alen, const char *b, size_t blen);
+
 #endif

@@ -43,9 +43,9 @@ parse_digits(const char *p, const char *end, unsigned long long *value)
 	return p;
 }
 
-bool
-maildirsize_parse_quota(const char *line, size_t len, unsigned long long *bytes,
-			unsigned long long *count)
+/* maildirsize_parse_quota(), leaving what it parsed before an error. */
+static bool
+quota_line(const char *line, size_t len, unsigned long long *bytes, unsigned long long *count)
 {
 	const char *p = line, *end = line + len;
 	bool	seen_s = false, seen_c = false;
@@ -71,6 +71,16 @@ maildirsize_parse_quota(const char *line, size_t len, unsigned long long *bytes,
 		if (*p++ != ',')
 			return false;
 	}
+}
+
+bool
+maildirsize_parse_quota(const char *line, size_t len, unsigned long long *bytes,
+			unsigned long long *count)
+{
+	if (quota_line(line, len, bytes, count))
+		return true;
+	*bytes = *count = 0;	/* a malformed line sets no limit, not half of one */
+	return false;
 }
 
 /* Skip blanks (space, tab) from p. */
@@ -318,17 +328,17 @@ read_maildirsize(int dirfd, char *buf, size_t size, size_t *len, struct stat *st
 }
 
 enum maildir_status
-maildir_read_quota(int dirfd, bool *has_quota, unsigned long long *bytes)
+maildir_read_quota(int dirfd, bool *has_quota, unsigned long long *bytes,
+		   unsigned long long *count)
 {
 	char	buf[MAILDIRSIZE_MAX];
 	size_t	len;
 	struct stat st;
 	const char *nl;
-	unsigned long long count;
 	enum maildir_status status;
 
 	*has_quota = false;
-	*bytes = 0;
+	*bytes = *count = 0;
 	status = read_maildirsize(dirfd, buf, sizeof(buf), &len, &st);
 	if (status != MAILDIR_OK)
 		return status == MAILDIR_MISSING ? MAILDIR_OK : status;
@@ -340,7 +350,7 @@ maildir_read_quota(int dirfd, bool *has_quota, unsigned long long *bytes)
 	}
 	if (memchr(buf, '\0', (size_t)(nl - buf)) != NULL || memchr(buf, '\r', (size_t)(nl - buf)))
 		return MAILDIR_OK;
-	*has_quota = maildirsize_parse_quota(buf, (size_t)(nl - buf), bytes, &count);
+	*has_quota = maildirsize_parse_quota(buf, (size_t)(nl - buf), bytes, count);
 	return MAILDIR_OK;
 }
 
@@ -511,9 +521,12 @@ maildir_usage(int dirfd, unsigned long long quota, time_t now,
 		maildirsize_parse(buf, len, &out->file);
 		trust = out->file.usage_valid && st.st_size < MAILDIRSIZE_MAX &&
 		    len < MAILDIRSIZE_MAX;
-		if (trust && quota > 0 && (unsigned long long)out->file.bytes > quota &&
-		    now - st.st_mtime > MAILDIRSIZE_STALE)
-			trust = false;	/* over quota for a while: maybe mail was deleted */
+		/* Over quota (or full by count) for a while: maybe mail was deleted. */
+		if (trust && now - st.st_mtime > MAILDIRSIZE_STALE &&
+		    ((quota > 0 && (unsigned long long)out->file.bytes > quota) ||
+		     (out->file.quota_count > 0 &&
+		      (unsigned long long)out->file.count >= out->file.quota_count)))
+			trust = false;
 	}
 	if (trust) {
 		out->bytes = (unsigned long long)out->file.bytes;

@@ -5,7 +5,8 @@
  * ("NS,MC": bytes and messages) and one "bytes count" line per change
  * after it; usage is their sum, negative lines included.  When the file
  * is missing, malformed, 5120 bytes or more, or says over quota and is
- * older than 15 minutes, usage is recalculated by walking cur/ and new/
+ * older than 15 minutes (over its byte limit, or at or over its message
+ * limit), usage is recalculated by walking cur/ and new/
  * of the maildir and of its .Folder subdirectories, taking sizes from
  * ",S=" in file names where present and from stat otherwise.  No symlink
  * is ever followed below the configured maildir_root, and the walk is
@@ -71,7 +72,7 @@ struct maildir_usage {
 /* Parse len bytes of maildirsize contents (any bytes; NUL and CR are malformed). */
 void	maildirsize_parse(const char *data, size_t len, struct maildirsize *out);
 
-/* Parse the first (quota) line only: "NS,MC"; false when malformed. */
+/* Parse the first (quota) line only: "NS,MC"; false (and both 0) when malformed. */
 bool	maildirsize_parse_quota(const char *line, size_t len, unsigned long long *bytes,
 				unsigned long long *count);
 
@@ -89,11 +90,14 @@ bool	maildir_name_size(const char *name, unsigned long long *size);
 enum maildir_status maildir_open(const char *root, const char *path, int *fd);
 
 /*
- * Read the limits on maildirsize's first line in the open maildir dirfd.
- * A missing, unreadable-as-file or malformed file gives MAILDIR_OK with
- * *has_quota false; MAILDIR_ERROR only when it could not be read (EACCES, EIO).
+ * Read the limits on maildirsize's first line in the open maildir dirfd:
+ * *bytes ("NS") and *count ("NC"), 0 where the line sets none.  A missing,
+ * unreadable-as-file or malformed file gives MAILDIR_OK with *has_quota
+ * false (and both 0); MAILDIR_ERROR only when it could not be read
+ * (EACCES, EIO).
  */
-enum maildir_status maildir_read_quota(int dirfd, bool *has_quota, unsigned long long *bytes);
+enum maildir_status maildir_read_quota(int dirfd, bool *has_quota, unsigned long long *bytes,
+				       unsigned long long *count);
 
 /* Recalculate usage by walking dirfd's cur/, new/ and .Folder/{cur,new}/. */
 enum maildir_status maildir_walk(int dirfd, const struct maildir_walk_limits *limits,
@@ -102,8 +106,9 @@ enum maildir_status maildir_walk(int dirfd, const struct maildir_walk_limits *li
 /*
  * Usage of the open maildir dirfd: from maildirsize when it can be
  * trusted, else from a walk.  quota is the effective byte limit (0 = none;
- * used for Maildir++'s "over quota and older than 15 minutes" rule), now
- * the wall clock.
+ * used for Maildir++'s "over quota and older than 15 minutes" rule, which
+ * a file at or over its own "NC" message limit meets too), now the wall
+ * clock.
  */
 enum maildir_status maildir_usage(int dirfd, unsigned long long quota, time_t now,
 				  const struct maildir_walk_limits *limits,

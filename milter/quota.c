@@ -358,9 +358,11 @@ cached_mailbox(struct quota_source *src, const char *address, struct quota_mailb
 	struct quota_source *real = c->svc->src;
 
 	out->maildir[0] = '\0';
+	out->quota = out->quota_count = 0;	/* a source sets only what it has */
 	c->hit = c->no_map = false;
 	if (c->ttl > 0 && quota_cache_get(QUOTA_CACHE_MAILBOX, address, &item)) {
 		out->quota = item.number;
+		out->quota_count = item.count_limit;
 		c->hit = true;
 		return item.status;
 	}
@@ -371,6 +373,7 @@ cached_mailbox(struct quota_source *src, const char *address, struct quota_mailb
 	if (item.status != SOURCE_OK)
 		memset(out, 0, sizeof(*out));
 	item.number = out->quota;
+	item.count_limit = out->quota_count;
 	quota_cache_put(QUOTA_CACHE_MAILBOX, address, c->ttl, &item);
 	return item.status;
 }
@@ -395,15 +398,20 @@ static const struct quota_source_ops cached_ops = {
 
 /* ---- usage and the verdict ----------------------------------------- */
 
+/* What a mailbox holds, as the verdict needs it. */
+struct usage {
+	unsigned long long bytes, count;
+	unsigned long long count_limit;	/* maildirsize's "NC"; 0 = none */
+	bool	incomplete;		/* a bounded walk could not finish: lower bounds */
+};
+
 /*
- * Usage of one maildir (cached): *bytes, and *incomplete when a bounded
- * walk could not finish; *from says where it was read.  A maildir that
- * does not exist yet is empty.
+ * Usage of one maildir (cached) into *u; *from says where it was read.  A
+ * maildir that does not exist yet is empty.
  */
 static enum source_status
-maildir_bytes(const struct cached *c, const char *maildir, unsigned long long quota,
-	      uint64_t deadline_ms, unsigned long long *bytes, bool *incomplete,
-	      enum quota_usage_from *from)
+maildir_use(const struct cached *c, const char *maildir, unsigned long long quota,
+	    uint64_t deadline_ms, struct usage *u, enum quota_usage_from *from)
 {
 	struct quota_cache_item item = {0};
 	struct maildir_walk_limits limits = {0};
@@ -413,13 +421,12 @@ maildir_bytes(const struct cached *c, const char *maildir, unsigned long long qu
 	int	fd;
 
 	if (c->ttl > 0 && quota_cache_get(QUOTA_CACHE_USAGE, maildir, &item)) {
-		*bytes = item.number;
-		*incomplete = item.flag;
+		*u = (struct usage){.bytes = item.number, .count = item.count,
+		    .count_limit = item.count_limit, .incomplete = item.flag};
 		*from = QUOTA_USAGE_CACHE;
 		return SOURCE_OK;
 	}
-	*bytes = 0;
-	*incomplete = false;
+	memset(u, 0, sizeof(*u));
 	*from = QUOTA_USAGE_ERROR;
 	st = maildir_open(c->svc->root, maildir, &fd);
 	if (st == MAILDIR_MISSING) {
@@ -445,21 +452,28 @@ maildir_bytes(const struct cached *c, const char *maildir, unsigned long long qu
 		log_debug("quota: %s: usage recalculated: %llu bytes in %llu files%s", maildir,
 			  usage.bytes, usage.count, usage.incomplete ? " (walk cut short)" : "");
 	}
-	*bytes = usage.bytes;
-	*incomplete = usage.incomplete;
+	*u = (struct usage){.bytes = usage.bytes, .count = usage.count,
+	    .count_limit = usage.file.quota_count, .incomplete = usage.incomplete};
 	*from = usage.recalculated ? QUOTA_USAGE_WALK : QUOTA_USAGE_MAILDIRSIZE;
 	item.status = SOURCE_OK;
-	item.number = usage.bytes;
-	item.flag = usage.incomplete;
+	item.number = u->bytes;
+	item.count = u->count;
+	item.count_limit = u->count_limit;
+	item.flag = u->incomplete;
 	quota_cache_put(QUOTA_CACHE_USAGE, maildir, c->ttl, &item);
 	return SOURCE_OK;
 }
 
-/* quota plus grace_percent, saturating. */
+/*
+ * quota plus grace_percent, saturating; rounded down for bytes (usage plus
+ * SIZE= must be over it), up for messages (the count must reach it), so
+ * that both follow quota x (1 + grace_percent/100) exactly.
+ */
 static unsigned long long
-quota_limit(unsigned long long quota, unsigned grace_percent)
+quota_limit(unsigned long long quota, unsigned grace_percent, bool round_up)
 {
-	unsigned __int128 limit = (unsigned __int128)quota * (100 + grace_percent) / 100;
+	unsigned __int128 limit = ((unsigned __int128)quota * (100 + grace_percent) +
+				   (round_up ? 99 : 0)) / 100;
 
 	return limit > ~0ULL ? ~0ULL : (unsigned long long)limit;
 }
@@ -475,42 +489,52 @@ judge_mailboxes(const struct cached *c, const struct config *cfg, const struct r
 	for (size_t i = 0; i < res->nmailboxes; i++) {
 		const struct resolved_mailbox *m = &res->mailboxes[i];
 		struct quota_mailbox_use u = {.from = QUOTA_USAGE_NOT_READ};
-		unsigned long long bytes, limit, need;
-		bool	incomplete;
+		unsigned long long limit, need, nc;
+		unsigned grace = cfg->quota.grace_percent;
+		struct usage got;
+		bool	bytes_full;
 
 		if (use != NULL)
 			use[i] = u;
-		if (m->mailbox.quota == 0)
+		if (m->mailbox.quota == 0 && m->mailbox.quota_count == 0)
 			continue;	/* unlimited */
-		limit = quota_limit(m->mailbox.quota, cfg->quota.grace_percent);
+		limit = m->mailbox.quota ? quota_limit(m->mailbox.quota, grace, false) : 0;
 		u.limit = limit;
-		if (maildir_bytes(c, m->mailbox.maildir, limit, deadline, &bytes, &incomplete,
-				  &u.from) != SOURCE_OK) {
+		if (maildir_use(c, m->mailbox.maildir, limit, deadline, &got, &u.from) != SOURCE_OK) {
 			if (out->nerrors++ == 0 && out->nfull == 0)
 				strcpy(out->mailbox, m->address);
 			if (use != NULL)
 				use[i] = u;
 			continue;
 		}
-		if (__builtin_add_overflow(bytes, cfg->quota.use_message_size ? size : 0, &need))
+		if (__builtin_add_overflow(got.bytes, cfg->quota.use_message_size ? size : 0, &need))
 			need = ~0ULL;
-		u.usage = bytes;
+		/* The source's message limit, else the one read with the usage (SQL has none). */
+		nc = m->mailbox.quota_count ? m->mailbox.quota_count : got.count_limit;
+		u.usage = got.bytes;
 		u.need = need;
-		u.incomplete = incomplete;
-		u.full = need > limit;
+		u.count = got.count;
+		u.count_limit = nc ? quota_limit(nc, grace, true) : 0;
+		u.incomplete = got.incomplete;
+		bytes_full = limit > 0 && need > limit;
+		u.full_by_count = u.count_limit > 0 && got.count >= u.count_limit;
+		u.full = bytes_full || u.full_by_count;
 		if (use != NULL)
 			use[i] = u;
-		if (need > limit) {
+		if (u.full) {
 			out->nfull++;
 			if (first_full) {
 				first_full = false;
 				strcpy(out->mailbox, m->address);
-				out->usage = bytes;
+				out->usage = got.bytes;
 				out->limit = limit;
+				out->count = got.count;
+				out->count_limit = u.count_limit;
+				out->by_count = !bytes_full;
 			}
-		} else if (incomplete)
-			log_warning("quota: %s: maildir walk cut short at %llu bytes; "
-				    "not judged", m->mailbox.maildir, bytes);
+		} else if (got.incomplete)
+			log_warning("quota: %s: maildir walk cut short at %llu bytes, %llu messages; "
+				    "not judged", m->mailbox.maildir, got.bytes, got.count);
 	}
 }
 

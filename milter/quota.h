@@ -4,6 +4,12 @@
  * what it said, a circuit breaker in front of a server that keeps
  * failing, and the verdict for one recipient.
  *
+ * A mailbox is full when its usage plus SIZE= is over its byte quota, or
+ * when its message count is at or over the message limit of its
+ * maildirsize ("NC", from the maildir source's quota line or, with SQL,
+ * read with the usage of a mailbox that has a byte quota), each limit
+ * with grace_percent.
+ *
  * Contract: quota_check() says FULL only when every number it used was
  * read (a cut walk that is still under the limit is no opinion); ERROR
  * when the source or a maildir could not be read, so that policy.c
@@ -37,7 +43,9 @@ enum quota_verdict {
 struct quota_result {
 	enum quota_verdict verdict;
 	char	mailbox[ADDRESS_MAX];	/* the (first) full mailbox, or the one that failed */
-	unsigned long long usage, limit;	/* of that mailbox; limit includes grace */
+	unsigned long long usage, limit;	/* of that mailbox; limit includes grace (0: no byte limit) */
+	unsigned long long count, count_limit;	/* its messages, and their limit with grace (0: none) */
+	bool	by_count;		/* it is full by its message count, not by bytes */
 	size_t	nmailboxes, nfull, nerrors, nother;
 	const char *why;		/* static: "no local mailbox", "source failed", ... */
 	bool	skipped;		/* ERROR without asking: the circuit breaker is open */
@@ -67,9 +75,12 @@ struct quota_mailbox_use {
 	unsigned long long limit;	/* quota plus grace_percent; 0 = unlimited */
 	unsigned long long usage;	/* bytes */
 	unsigned long long need;	/* usage plus SIZE= when use_message_size */
+	unsigned long long count;	/* messages */
+	unsigned long long count_limit;	/* maildirsize's "NC" plus grace_percent; 0 = no message limit */
 	enum quota_usage_from from;
 	bool	incomplete;		/* a cut walk: usage is a lower bound */
-	bool	full;
+	bool	full;			/* by bytes or by count */
+	bool	full_by_count;		/* count is at or over count_limit */
 };
 
 /* What quota_explain() tells besides the result (mxgatectl explain). */

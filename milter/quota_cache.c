@@ -31,6 +31,7 @@ struct cache_entry {
 	char	kind;			/* an enum quota_cache_kind; 0 = free */
 	enum source_status status;	/* SOURCE_OK or SOURCE_NOT_FOUND */
 	unsigned long long number;	/* quota, or usage bytes */
+	unsigned long long count, count_limit;	/* quota_cache_item's */
 	bool	flag;			/* usage: incomplete walk */
 	char   *key, *value;
 };
@@ -93,6 +94,8 @@ quota_cache_get(enum quota_cache_kind kind, const char *key, struct quota_cache_
 			continue;
 		item->status = e->status;
 		item->number = e->number;
+		item->count = e->count;
+		item->count_limit = e->count_limit;
 		item->flag = e->flag;
 		if (item->value != NULL && item->size > 0) {
 			size_t	n = e->value ? strlen(e->value) : 0;
@@ -166,6 +169,8 @@ quota_cache_put(enum quota_cache_kind kind, const char *key, unsigned ttl,
 	victim->expires_ms = now + (uint64_t)ttl * 1000;
 	victim->status = item->status;
 	victim->number = item->number;
+	victim->count = item->count;
+	victim->count_limit = item->count_limit;
 	victim->flag = item->flag;
 	victim->key = k;
 	victim->value = v;

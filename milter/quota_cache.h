@@ -34,6 +34,8 @@ enum quota_cache_kind {
 struct quota_cache_item {
 	enum source_status status;	/* SOURCE_OK or SOURCE_NOT_FOUND */
 	unsigned long long number;	/* quota, or usage bytes */
+	unsigned long long count;	/* usage: messages */
+	unsigned long long count_limit;	/* quota: messages; usage: maildirsize's "NC" (0 = none) */
 	bool	flag;			/* usage: incomplete walk */
 	char   *value;			/* the caller's buffer (NULL: no string) */
 	size_t	size;			/* its size, for a lookup */

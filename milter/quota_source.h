@@ -28,6 +28,7 @@ enum source_status {
 
 struct quota_mailbox {
 	unsigned long long quota;	/* bytes; 0 = unlimited */
+	unsigned long long quota_count;	/* messages ("NC" of maildirsize; the maildir source only); 0 = unlimited */
 	char	maildir[QUOTA_SOURCE_VALUE_MAX];	/* absolute path of the Maildir++ directory */
 };
 

@@ -1,7 +1,7 @@
 /*
  * quota_source_maildir.c - the embedded quota source: no server, no
  * aliases; a mailbox is a maildir at maildir_root + maildir_template, and
- * its quota is the first line of its maildirsize.
+ * its quota is the first line of its maildirsize (bytes and messages).
  *
  * Contract: an address whose values would make the path leave
  * maildir_root ('/', ".", "..", control bytes) has no mailbox here
@@ -141,7 +141,7 @@ maildir_mailbox(struct quota_source *src, const char *address, struct quota_mail
 			    errno == ELOOP ? "a symlink, not followed" : strerror(errno));
 		return SOURCE_ERROR;
 	}
-	status = maildir_read_quota(fd, &has_quota, &out->quota);
+	status = maildir_read_quota(fd, &has_quota, &out->quota, &out->quota_count);
 	close(fd);
 	if (status != MAILDIR_OK) {
 		log_warning("quota: cannot read %s/maildirsize: %s", out->maildir,
@@ -149,7 +149,7 @@ maildir_mailbox(struct quota_source *src, const char *address, struct quota_mail
 		return SOURCE_ERROR;
 	}
 	if (!has_quota)
-		out->quota = 0;
+		out->quota = out->quota_count = 0;
 	return SOURCE_OK;
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "checks.h"
 #include "reply.h"
 #include "stats.h"
 
@@ -80,6 +81,24 @@ session_set_client(struct session *s, const char *name, const struct sockaddr *a
 	    cidr_list_match(&s->cfg->trusted_networks, &s->addr);
 }
 
+/* One of the server's addresses from a macro; a listener's wildcard (0.0.0.0, ::) is none. */
+static void
+server_addr(const char *text, struct ipaddr *out)
+{
+	static const uint8_t zero[16];
+
+	if (text == NULL || !ipaddr_parse(text, out) ||
+	    memcmp(out->bytes, zero, out->family == AF_INET ? 4 : 16) == 0)
+		out->family = AF_UNSPEC;
+}
+
+void
+session_set_server(struct session *s, const char *daemon_addr, const char *if_addr)
+{
+	server_addr(daemon_addr, &s->own_addr[0]);
+	server_addr(if_addr, &s->own_addr[1]);
+}
+
 void
 session_set_helo(struct session *s, const char *name)
 {
@@ -90,6 +109,7 @@ session_set_helo(struct session *s, const char *name)
 	s->helo_verdict = hostname_classify(name, len, cfg->helo.reject_non_fqdn,
 					    cfg->helo.reject_invalid);
 	s->helo_seen = true;
+	s->helo_own = check_helo_own_name(s, name, len);
 	reply_printable(s->helo, sizeof(s->helo), name, len);
 	if (len >= sizeof(s->helo))
 		memcpy(s->helo + sizeof(s->helo) - 4, "...", 4);

@@ -57,10 +57,12 @@ struct session {
 	char	client_addr[SESSION_ADDR_TEXT_MAX];
 	char	client_name[SESSION_NAME_MAX];
 	char	daemon_name[SESSION_MACRO_MAX];
+	struct ipaddr own_addr[2];	/* {daemon_addr}, {if_addr}: AF_UNSPEC when unknown or a wildcard */
 	bool	trusted;		/* in trusted_networks: no checks */
 	bool	helo_seen;
 	char	helo[SESSION_HELO_MAX];	/* printable, possibly cut with "..." */
 	enum hostname_verdict helo_verdict;
+	bool	helo_own;		/* one of reject_own_names, or a literal of own_addr */
 	struct transaction tx;
 	/* The checks' own per-connection state (policy.c lays it out). */
 	alignas(max_align_t) unsigned char check_state[];
@@ -78,6 +80,9 @@ void	session_close(struct session *s);
 
 /* Fill the client part (address may be NULL for a unix socket or an unknown client). */
 void	session_set_client(struct session *s, const char *name, const struct sockaddr *addr);
+
+/* The server's side of the connection: {daemon_addr} and {if_addr} (either may be "" or NULL). */
+void	session_set_server(struct session *s, const char *daemon_addr, const char *if_addr);
 
 /* Record a HELO/EHLO argument (the last one counts). */
 void	session_set_helo(struct session *s, const char *name);

@@ -5,15 +5,19 @@
 #   A  smtpd_helo_restrictions = reject_invalid_helo_hostname,
 #      reject_non_fqdn_helo_hostname (the reference, in the order most
 #      sites write them: a malformed name gets 501, a name without a dot
-#      504), no milter;
+#      504), then check_helo_access with the server's own name and address
+#      literal (the admin guides' "You are not me" map), no milter;
 #   B  no helo restrictions, smtpd_milters = mxgate (trusted_networks empty,
-#      helo.exempt_daemons = [ "submission" ]), plus a second smtpd on another
-#      port whose {daemon_name} is "submission".
+#      helo.exempt_daemons = [ "submission" ], helo.reject_own_names = the
+#      own name; its address comes from {daemon_addr}), plus a second smtpd
+#      on another port whose {daemon_name} is "submission".
 # Every name of tests/e2e/helo-names.txt is sent (EHLO, MAIL, RCPT, QUIT) to
 # both; the server's reply lines must be the same, one TAP line per name.
 # Then on B: an authenticated client and a client of the submission port
 # with a bad HELO get through, a plain client gets Postfix's 504; and A and
-# B both give a malformed name Postfix's 501 "Invalid name".
+# B both give a malformed name Postfix's 501 "Invalid name".  The own name
+# (in other case) and [127.0.0.1] get 554 "You are not me" from B, except
+# for an authenticated client, and mxgate logs the refusal.
 #
 # Names file: one name a line, "#" lines are comments, blank lines skipped,
 # bytes written as \xNN (decoded with printf %b).  The empty argument (bare
@@ -60,6 +64,10 @@ BAD_HELO_REPLY="504 5.5.2 <$BAD_HELO>: Helo command rejected: need fully-qualifi
 # A malformed name: the syntax check answers before the FQDN check.
 MALFORMED_HELO=ex..ample.com
 MALFORMED_HELO_REPLY="501 5.5.2 <$MALFORMED_HELO>: Helo command rejected: Invalid name"
+# The server's own name, and the reply for it (the address: [127.0.0.1]).
+OWN_NAME=mx1.own.example
+OWN_HELO=MX1.Own.Example
+own_reply() { echo "554 5.7.1 <$1>: Helo command rejected: You are not me"; }
 FROM=sender@example.net
 RCPT=rcpt@example.org
 
@@ -113,7 +121,7 @@ done <"$HELO_NAMES"
 ((${#names[@]} > 1)) || bail "no names in $HELO_NAMES"
 
 # --- TAP -----------------------------------------------------------------
-n_extra=9
+n_extra=13
 echo "1..$((${#names[@]} + n_extra))"
 tap_n=0
 tap() { # tap STATUS DESCRIPTION [DIRECTIVE]
@@ -132,7 +140,8 @@ diag() { # diag PREFIX FILE: the file's lines as "# PREFIX line", made visible
 }
 
 # --- instance A and B ----------------------------------------------------
-helo_restrictions='reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname'
+helo_restrictions="reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname, check_helo_access texthash:$work/own_helo"
+printf '%s REJECT You are not me\n' "$OWN_NAME" '[127.0.0.1]' >"$work/own_helo"
 a_port=$(pf_free_port) && a_sink=$(pf_free_port) &&
     b_port=$(pf_free_port) && b_sink=$(pf_free_port) &&
     b_sub=$(pf_free_port) && milter_port=$(pf_free_port) || bail "no free ports"
@@ -148,9 +157,9 @@ start_b_milter() {
         b_sub_opts="-o smtpd_helo_restrictions="
         return 0
     fi
-    cat >"$work/mxgate.conf" <<'EOF'
+    cat >"$work/mxgate.conf" <<EOF
 trusted_networks = [ ];
-helo: { exempt_daemons = [ "submission" ]; };
+helo: { exempt_daemons = [ "submission" ]; reject_own_names = [ "$OWN_NAME" ]; };
 EOF
     "$MXGATE" -f -c "$work/mxgate.conf" -p "inet:$milter_port@127.0.0.1" \
         </dev/null >"$work/mxgate.log" 2>&1 &
@@ -313,6 +322,31 @@ done
 [[ $r_ab == "$MALFORMED_HELO_REPLY|$MALFORMED_HELO_REPLY|" ]]
 tap $? "A and B both give HELO $MALFORMED_HELO: $MALFORMED_HELO_REPLY"
 [[ $r_ab == "$MALFORMED_HELO_REPLY|$MALFORMED_HELO_REPLY|" ]] || echo "# got (A|B|): $r_ab"
+
+# Own name and address: by name (in other case), by the server's address
+# literal (B: from {daemon_addr}, not listed), and an authenticated client
+# exempt.
+for helo in "$OWN_HELO" '[127.0.0.1]'; do
+    PF_SWAKS_LOG=$work/own.log pf_swaks_replies --port "$b_port" --helo "$helo" \
+        --from "$FROM" --to "$RCPT" >"$work/own.out"
+    r=$(rcpt_reply "$work/own.log")
+    [[ $r == "$(own_reply "$helo")" ]]
+    tap $? "unauthenticated client with HELO $helo gets: $(own_reply "$helo")"
+    [[ $r == "$(own_reply "$helo")" ]] || diag "" "$work/own.out"
+done
+PF_SWAKS_LOG=$work/own-auth.log pf_swaks_replies --port "$b_port" --helo "$OWN_HELO" \
+    --from "$FROM" --to "$RCPT" --auth "$PF_SASL_USER" "$PF_SASL_PASSWORD" >"$work/own-auth.out"
+r=$(rcpt_reply "$work/own-auth.log")
+[[ $r == 250* ]] && grep -q '^235 ' "$work/own-auth.out"
+tap $? "authenticated client with HELO $OWN_HELO passes RCPT ($r)"
+[[ $r == 250* ]] || diag "" "$work/own-auth.out"
+if [[ $HELO_DIFF_B == mxgate ]]; then
+    grep -F "$(own_reply "$OWN_HELO"); from=<$FROM> to=<$RCPT> helo=<$OWN_HELO> check=helo" \
+        "$work/mxgate.log" | grep -q 'reject: RCPT from [^ ]*\[127\.0\.0\.1\]: '
+    tap $? "mxgate logs the own-name refusal: ... $(own_reply "$OWN_HELO"); ... check=helo"
+else
+    tap 0 "mxgate logs the own-name refusal" "SKIP B is Postfix itself (HELO_DIFF_B=postfix)"
+fi
 
 # mxgate asks for {auth_authen} at MAIL with smfi_setsymlist; Postfix sends
 # a macro only when it has it, i.e. with SMTP AUTH on, and lists it by

@@ -13,7 +13,9 @@
 #   2. through a private Postfix (tests/e2e/lib/postfix.sh) driven by swaks
 #      and a raw SMTP client: one message to one full and two non-full
 #      recipients gets exactly the 552 for the full one and reaches
-#      smtp-sink for the other two; SIZE= pushes a nearly full mailbox over.
+#      smtp-sink for the other two; SIZE= pushes a nearly full mailbox over;
+#      a Maildir++ message limit ("0S,5C") reached is refused the same way,
+#      one message under it is accepted.
 # TAP on stdout; exit 0 after the results, 99 when the harness cannot run.
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.sh"
@@ -133,6 +135,11 @@ mkmaildir room '100000S\n1000 1\n'
 mkmaildir room2 '100000S\n1000 1\n'
 mkmaildir near '10000S\n9000 9\n'
 mkmaildir unlimited '0S\n999999999 1\n'
+# Maildir++ message limits ("NC"), no byte limit: 5 of 5 is full, 4 of 5 is not.
+mkmaildir counted '0S,5C\n500 5\n'
+mkmaildir countroom '0S,5C\n400 4\n'
+for i in 1 2 3 4 5; do message counted 100; done
+for i in 1 2 3 4; do message countroom 100; done
 mkmaildir nofile
 message nofile 5000
 # Malformed usage with a good quota line: the walk finds 2000 bytes > 1000.
@@ -213,6 +220,8 @@ finish() {
 # ---- 1. milter level ----------------------------------------------------------
 expect "full mailbox: exact 552 reply" "$FULL_TEXT" "<full@example.org>"
 expect "room left: no opinion" continue "<room@example.org>"
+expect "5 messages of a 5-message limit (0S,5C): the same 552 reply" \
+    "552 5.2.2 <counted@example.org>: Recipient address rejected: Mailbox full" "<counted@example.org>"
 got=$(rcpt "<full@example.org>" "<room@example.org>" "<room2@example.org>")
 tap_result $([ "$got" = "$FULL_TEXT"$'\n'continue$'\n'continue ]; echo $?) \
     "one session: only the full recipient is refused"
@@ -341,6 +350,19 @@ tap_result $([ "$got" = "552 5.2.2 <near@example.org>: Recipient address rejecte
     "Postfix: SIZE=2000 pushes it over: 552 ($got)"
 tap_result $(grep -q "milter-reject: RCPT from" "$pf/maillog"; echo $?) \
     "Postfix logs the milter's refusal"
+
+# Message-count limits through Postfix.
+COUNT_TEXT="552 5.2.2 <counted@example.org>: Recipient address rejected: Mailbox full"
+got=$(smtp_size "" counted@example.org)
+tap_result $([ "$got" = "$COUNT_TEXT" ]; echo $?) \
+    "Postfix: 5 messages in a mailbox limited to 5 (0S,5C): $got"
+got=$(smtp_size 5000000 countroom@example.org)
+tap_result $([[ $got == 250* ]]; echo $?) \
+    "Postfix: 4 of 5 messages, no byte limit, SIZE=5000000: accepted ($got)"
+tap_result $(grep -F "$COUNT_TEXT; from=<sender@example.net> to=<counted@example.org>" "$log" |
+    grep -q 'reject: RCPT from .*check=quota'; echo $?) "the count refusal is logged like a byte refusal"
+tap_result $(grep -q "mailbox counted@example.org full by count: 5 messages, limit 5" "$log"; echo $?) \
+    "the debug log says it is full by count"
 
 pf_stop "$pf"
 finish

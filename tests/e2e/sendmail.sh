@@ -1,7 +1,7 @@
 #!/bin/bash
 # tests/e2e/sendmail.sh -- mxgate under a real Sendmail (Debian's
 # sendmail-bin, unpacked beside Postfix by tests/e2e/lib/sendmail.sh) with
-# INPUT_MAIL_FILTER pointing at it: negotiation, the HELO, quota and
+# INPUT_MAIL_FILTER pointing at it: negotiation, the HELO (own names too), quota and
 # rate-limit refusals (count = "bytes" too, at end of message and at MAIL)
 # with their exact texts as a client sees them through Sendmail (swaks),
 # Sendmail's own log lines for them, a message that passes and reaches
@@ -74,7 +74,7 @@ printf '10000S\n20000 5\n' >"$vmail/example.org/full/maildirsize"
 printf '1000000000S\n100 1\n' >"$vmail/example.org/room/maildirsize"
 chmod -R a+rX "$vmail"
 start_mxgate a "trusted_networks = [ ];
-helo: { enabled = true; };
+helo: { enabled = true; reject_own_names = [ \"mail.example.org\" ]; };
 quota: { enabled = true; maildir_root = \"$vmail\"; maildir_template = \"%d/%l/\"; };
 overload: { enabled = false; };
 ratelimit: {
@@ -117,6 +117,16 @@ expect "syntactically bad HELO refused through Sendmail, as Postfix would" \
 got=$(last_reply --port "$port_a" --helo '[192.0.2.300]' --from a@example.net --to room@example.org)
 expect "malformed address literal refused through Sendmail" \
     "501 5.5.2 <[192.0.2.300]>: Helo command rejected: invalid ip address" "$got"
+
+# Own names: a listed name, and Sendmail's {daemon_addr} (Addr=127.0.0.1) as a literal.
+got=$(last_reply --port "$port_a" --helo Mail.Example.Org --from a@example.net --to room@example.org)
+expect "own-name HELO (listed, other case) refused at RCPT through Sendmail" \
+    "554 5.7.1 <Mail.Example.Org>: Helo command rejected: You are not me" "$got"
+got=$(last_reply --port "$port_a" --helo '[127.0.0.1]' --from a@example.net --to room@example.org)
+expect "HELO with Sendmail's own address ({daemon_addr}) as a literal refused through Sendmail" \
+    "554 5.7.1 <[127.0.0.1]>: Helo command rejected: You are not me" "$got"
+tap_result "$(grep -q 'reject: RCPT from .*554 5.7.1 <\[127.0.0.1\]>: Helo command rejected: You are not me.*check=helo' \
+    "$tmp/a.log"; echo $?)" "mxgate logged the decision line for the own-address refusal"
 
 got=$(last_reply --port "$port_a" --helo client.example.net --from a@example.net --to full@example.org)
 expect "full mailbox refused at RCPT through Sendmail" \

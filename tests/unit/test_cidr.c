@@ -166,6 +166,38 @@ test_mask(void **state)
 	assert_string_equal(text, "192.0.2.64");
 }
 
+/* RFC 5321 address literals: the tag decides the family; anything else is refused. */
+static void
+test_literal(void **state)
+{
+	static const char *const bad[] = {
+		"", "[]", "[1.2.3.4", "1.2.3.4]", "1.2.3.4", "[1.2.3]", "[1.2.3.256]",
+		"[2001:db8::1]", "[IPv6:]", "[IPv6:1.2.3.4]", "[IPv6:zz::1]", "[ipv4:1.2.3.4]",
+		"[IPv6:2001:db8::1%eth0]", "[ 1.2.3.4]",
+	};
+	struct ipaddr a, b;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (ipaddr_parse_literal(bad[i], strlen(bad[i]), &a))
+			fail_msg("\"%s\" parsed as an address literal", bad[i]);
+	assert_false(ipaddr_parse_literal("[1.2.3.4]\0", 10, &a));
+	assert_true(ipaddr_parse_literal("[192.0.2.1]", 11, &a));
+	assert_true(ipaddr_parse("192.0.2.1", &b));
+	assert_true(ipaddr_equal(&a, &b));
+	/* The v4-mapped form is the IPv4 address; the tag in any case. */
+	assert_true(ipaddr_parse_literal("[ipv6:::FFFF:192.0.2.1]", 23, &a));
+	assert_true(ipaddr_equal(&a, &b));
+	assert_true(ipaddr_parse_literal("[IPv6:2001:DB8:0::1]", 20, &a));
+	assert_true(ipaddr_parse("2001:db8::1", &b));
+	assert_true(ipaddr_equal(&a, &b));
+	assert_true(ipaddr_parse("2001:db8::2", &b));
+	assert_false(ipaddr_equal(&a, &b));
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	assert_false(ipaddr_equal(&a, &b));	/* AF_UNSPEC equals nothing */
+}
+
 int
 main(void)
 {
@@ -177,6 +209,7 @@ main(void)
 		cmocka_unit_test(test_unknown_address),
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_mask),
+		cmocka_unit_test(test_literal),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);

@@ -171,6 +171,7 @@ test_bad_files(void **state)
 		{"bad_control_socket.conf", 2, "control_socket: \"inet:1234\" is not unix:/PATH"},
 		{"bad_real_size.conf", 3, "check_real_size: needs use_message_size = true"},
 		{"bad_real_size_type.conf", 2, "check_real_size: expected true or false"},
+		{"bad_own_name.conf", 3, "reject_own_names: \"192.0.2.1\" is neither a host name nor an address literal"},
 		{"bad_bytes_key.conf", 3, "rule \"volume\": a recipient key needs count = \"recipients\""},
 	};
 

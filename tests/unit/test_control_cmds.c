@@ -373,6 +373,37 @@ test_explain_maildir_source(void **state)
 	config_release(cfg);
 }
 
+/* A mailbox full by its Maildir++ message limit says so, in text and JSON. */
+static void
+test_explain_full_by_count(void **state)
+{
+	struct config *cfg = install_quota("");
+	struct control_out out;
+	char path[1024];
+
+	(void)state;
+	mkdir(strcat(strcpy(path, tmpdir), "/example.com"), 0755);
+	maildir("example.com/many", "0S,5C\n3000 5\n");
+	maildir("example.com/some", "0S,5C\n3000 4\n");
+	assert_true(quota_start_with(cfg, NULL, false));
+	run_cmd(control_cmd_explain, "explain many@example.com", &out);
+	ASSERT_HAS(&out,
+	    "quota: no byte limit (maildirsize quota line)",
+	    "usage: 3000 bytes (maildirsize), with this message 3000: no byte limit",
+	    "messages: 5, limit with grace 5: full by count",
+	    "verdict: 552 5.2.2 <many@example.com>: Recipient address rejected: Mailbox full");
+	control_out_free(&out);
+	run_cmd(control_cmd_explain, "explain many@example.com --json", &out);
+	ASSERT_HAS(&out, "\"count\":5,\"count_limit\":5,\"full_by_count\":true",
+	    "\"full\":true", "\"verdict\":\"full\"");
+	control_out_free(&out);
+	run_cmd(control_cmd_explain, "explain some@example.com", &out);
+	ASSERT_HAS(&out, "messages: 4, limit with grace 5: room left", "verdict: no opinion");
+	control_out_free(&out);
+	quota_stop();
+	config_release(cfg);
+}
+
 /* ---- ratelimit ----------------------------------------------------------- */
 
 static const char rl_rules[] =
@@ -651,6 +682,7 @@ main(void)
 	    cmocka_unit_test(test_explain_json),
 	    cmocka_unit_test(test_explain_size_and_errors),
 	    cmocka_unit_test(test_explain_maildir_source),
+	    cmocka_unit_test(test_explain_full_by_count),
 	    cmocka_unit_test(test_ratelimit_in_process),
 	    cmocka_unit_test(test_ratelimit_requests),
 	    cmocka_unit_test_setup_teardown(test_ratelimit_memcached, mc_setup, mc_teardown),

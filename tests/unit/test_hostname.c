@@ -579,23 +579,13 @@ test_flag_composition(void **state)
  * check_helo, for the names a site sees most: a malformed name is
  * refused as invalid (501) before the FQDN check could answer 504.
  */
+/* check_helo's verdict at RCPT for the session's HELO: want is the reply, NULL for none. */
 static void
-expect_reply(bool reject_non_fqdn, bool reject_invalid, const char *helo,
-    const char *want)
+expect_verdict(struct session *s, const char *helo, const char *want)
 {
-	struct config *cfg = config_load(NULL, NULL, NULL);
-	struct session *s;
 	struct verdict v;
 	char	got[sizeof(v.reply.text) + 32];
 
-	assert_non_null(cfg);
-	cfg->helo.enabled = true;
-	cfg->helo.enforce_at = ENFORCE_RCPT;
-	cfg->helo.reject_non_fqdn = reject_non_fqdn;
-	cfg->helo.reject_invalid = reject_invalid;
-	s = policy_session_open(cfg);
-	assert_non_null(s);
-	session_set_helo(s, helo);
 	memset(&v, 0, sizeof(v));
 	check_helo.run(s, NULL, STAGE_RCPT, &v);
 	if (want == NULL) {
@@ -609,6 +599,24 @@ expect_reply(bool reject_non_fqdn, bool reject_invalid, const char *helo,
 		    v.reply.dsn, v.reply.text);
 		assert_string_equal(got, want);
 	}
+}
+
+static void
+expect_reply(bool reject_non_fqdn, bool reject_invalid, const char *helo,
+    const char *want)
+{
+	struct config *cfg = config_load(NULL, NULL, NULL);
+	struct session *s;
+
+	assert_non_null(cfg);
+	cfg->helo.enabled = true;
+	cfg->helo.enforce_at = ENFORCE_RCPT;
+	cfg->helo.reject_non_fqdn = reject_non_fqdn;
+	cfg->helo.reject_invalid = reject_invalid;
+	s = policy_session_open(cfg);
+	assert_non_null(s);
+	session_set_helo(s, helo);
+	expect_verdict(s, helo, want);
 	session_close(s);	/* releases cfg: the session held its reference */
 }
 
@@ -687,6 +695,99 @@ test_reply_bad_literal(void **state)
 	expect_reply(false, false, "[1.2.3.256]", NULL);
 }
 
+/* A configuration whose reject_own_names holds the names given (freed with it). */
+static struct config *
+own_names_config(const char *const *names, size_t n)
+{
+	struct config *cfg = config_load(NULL, NULL, NULL);
+
+	assert_non_null(cfg);
+	cfg->helo.reject_own_names.items = calloc(n, sizeof(char *));
+	assert_non_null(cfg->helo.reject_own_names.items);
+	for (size_t i = 0; i < n; i++)
+		assert_non_null(cfg->helo.reject_own_names.items[i] = strdup(names[i]));
+	cfg->helo.reject_own_names.count = n;
+	return cfg;
+}
+
+/* The verdict at RCPT for helo on a connection to daemon_addr, authenticated or not. */
+static void
+expect_own(const char *daemon_addr, bool authenticated, const char *helo, const char *want)
+{
+	static const char *const names[] = {
+		"mx1.example.org", "Example.ORG.", "[192.0.2.1]", "[IPv6:2001:DB8::25]",
+	};
+	struct config *cfg = own_names_config(names, NROWS(names));
+	struct session *s = policy_session_open(cfg);
+
+	assert_non_null(s);
+	session_set_server(s, daemon_addr, NULL);
+	session_set_helo(s, helo);
+	if (authenticated)
+		strcpy(s->tx.auth_user, "alice");
+	expect_verdict(s, helo, want);
+	session_close(s);
+}
+
+/* reject_own_names: names in any case and with one trailing dot, listed and own literals. */
+static void
+test_own_names(void **state)
+{
+	static const char *const refused[] = {
+		"mx1.example.org", "MX1.Example.Org", "mx1.example.org.", "example.org",
+		"EXAMPLE.org", "[192.0.2.1]", "[IPv6:2001:db8::25]", "[ipv6:2001:db8:0:0::25]",
+		"[198.51.100.7]", "[IPv6:2001:db8::7]", "[IPv6:::ffff:192.0.2.1]",
+	};
+	static const char *const passed[] = {
+		"mx2.example.org", "sub.example.org", "example.org.uk",
+		"[192.0.2.2]", "[IPv6:2001:db8::26]", "[198.51.100.8]", "[IPv6:::ffff:192.0.2.2]",
+	};
+	char	want[256];
+
+	(void)state;
+	for (size_t i = 0; i < NROWS(refused); i++) {
+		/* The own address is the IPv4 one on some connections, the IPv6 one on others. */
+		const char *daemon = i % 2 ? "2001:db8::7" : "198.51.100.7";
+
+		if (strstr(refused[i], "::7") != NULL)
+			daemon = "2001:db8::7";
+		else if (strstr(refused[i], ".7]") != NULL)
+			daemon = "::ffff:198.51.100.7";
+		snprintf(want, sizeof(want), "554 5.7.1 <%s>: Helo command rejected: You are not me",
+			 refused[i]);
+		expect_own(daemon, false, refused[i], want);
+		/* Authenticated clients are exempt, as from the other HELO rules. */
+		expect_own(daemon, true, refused[i], NULL);
+	}
+	for (size_t i = 0; i < NROWS(passed); i++)
+		expect_own("198.51.100.7", false, passed[i], NULL);
+	/* A listener's wildcard address is no address of the server's own. */
+	expect_own("0.0.0.0", false, "[0.0.0.0]", NULL);
+	expect_own("::", false, "[IPv6:::]", NULL);
+	/* The syntax rules come first: a malformed name or literal is 501, not 554. */
+	expect_own("198.51.100.7", false, "mx1.example.org..",
+		   "501 5.5.2 <mx1.example.org..>: Helo command rejected: Invalid name");
+	expect_own("198.51.100.7", false, "[198.51.100.700]",
+		   "501 5.5.2 <[198.51.100.700]>: Helo command rejected: invalid ip address");
+}
+
+/* Without reject_own_names, the server's own literal is a valid HELO. */
+static void
+test_own_names_empty(void **state)
+{
+	struct config *cfg = config_load(NULL, NULL, NULL);
+	struct session *s;
+
+	(void)state;
+	assert_non_null(cfg);
+	s = policy_session_open(cfg);
+	assert_non_null(s);
+	session_set_server(s, "192.0.2.1", NULL);
+	session_set_helo(s, "[192.0.2.1]");
+	expect_verdict(s, "[192.0.2.1]", NULL);
+	session_close(s);
+}
+
 int
 main(void)
 {
@@ -715,6 +816,8 @@ main(void)
 		cmocka_unit_test(test_reply_malformed_501),
 		cmocka_unit_test(test_reply_not_fqdn_504),
 		cmocka_unit_test(test_reply_bad_literal),
+		cmocka_unit_test(test_own_names),
+		cmocka_unit_test(test_own_names_empty),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);

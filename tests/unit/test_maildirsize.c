@@ -439,12 +439,25 @@ usage_of(const char *rel, unsigned long long q)
 static unsigned long long
 quota_of(const char *rel, bool *has)
 {
-	unsigned long long q;
+	unsigned long long q, n;
 	int	fd = open_md(rel);
 
-	assert_int_equal(maildir_read_quota(fd, has, &q), MAILDIR_OK);
+	assert_int_equal(maildir_read_quota(fd, has, &q, &n), MAILDIR_OK);
 	close(fd);
 	return q;
+}
+
+/* Message limit on the quota line of maildir rel (0: none). */
+static unsigned long long
+count_of(const char *rel)
+{
+	unsigned long long q, n;
+	bool	has;
+	int	fd = open_md(rel);
+
+	assert_int_equal(maildir_read_quota(fd, &has, &q, &n), MAILDIR_OK);
+	close(fd);
+	return n;
 }
 
 static void
@@ -484,6 +497,27 @@ test_usage(void **state)
 	assert_false(u.recalculated);
 	assert_string_equal(slurp("u/maildirsize"), before);	/* never written */
 	free(before);
+
+	/* at or over its message limit: the same 15 minutes (the walk counts 1 file) */
+	write_file("u/maildirsize", "0S,5C\n500 5\n", 12);
+	u = usage_of("u", 0);
+	assert_false(u.recalculated);
+	assert_int_equal(u.count, 5);
+	assert_int_equal(u.file.quota_count, 5);
+	age("u/maildirsize", 16 * 60);
+	u = usage_of("u", 0);
+	assert_true(u.recalculated);
+	assert_int_equal(u.count, 1);
+	assert_int_equal(u.file.quota_count, 5);	/* the limit still counts */
+	write_file("u/maildirsize", "0S,5C\n500 4\n", 12);
+	age("u/maildirsize", 16 * 60);
+	assert_false(usage_of("u", 0).recalculated);
+	assert_int_equal(count_of("u"), 5);
+	/* a malformed quota line sets no limit, not half of one */
+	write_file("u/maildirsize", "0S,5C,7Q\n500 4\n", 15);
+	assert_false(usage_of("u", 0).file.quota_valid);
+	assert_int_equal(usage_of("u", 0).file.quota_count, 0);
+	assert_int_equal(count_of("u"), 0);
 
 	/* malformed, negative total, no newline, empty, binary: walk */
 	write_file("u/maildirsize", "1000S\n100 1\n-500 -2\n", 20);

@@ -80,6 +80,9 @@ static const struct fake_row mailboxes[] = {
 	{"free@example.org", "free", 0},	/* unlimited */
 	{"new@example.org", "never-delivered", 10},
 	{"linked@example.org", "linked", 10},	/* a symlink: unreadable */
+	/* An SQL-like source has no message limits: maildirsize's "NC" applies to a byte quota. */
+	{"sqlcount@example.org", "count5", 1000000},	/* 5 messages of 5 */
+	{"sqlfree@example.org", "count5", 0},		/* unlimited: NC not read */
 };
 
 /* No alias domains: every alias_domain lookup is "not found" (or fails with the rest). */
@@ -110,6 +113,10 @@ setup(void **state)
 	maildir("carl", "1000S\n1000 10\n");
 	maildir("alice", "2000S\n100 1\n");
 	maildir("free", NULL);
+	maildir("count5", "0S,5C\n100 5\n");		/* full by count, no byte limit */
+	maildir("count4", "0S,5C\n100 4\n");		/* one message of room */
+	maildir("count6", "0S,5C\n100 6\n");
+	maildir("bothlim", "1000S,5C\n900 2\n");	/* bytes and messages: room in both */
 	maildir("elsewhere", "10S\n100000 1\n");
 	snprintf(target, sizeof(target), "%s/elsewhere", tmpdir);
 	snprintf(link, sizeof(link), "%s/linked", tmpdir);
@@ -132,6 +139,14 @@ teardown(void **state)
 	config_release(cfg);
 	config_shutdown();
 	return fixture_rmtree(tmpdir);
+}
+
+/* Point the real maildir source at tmpdir + tmpl. */
+static void
+set_template(const char *tmpl)
+{
+	free(cfg->quota.maildir_template);
+	assert_non_null(cfg->quota.maildir_template = strdup(tmpl));
 }
 
 /* The verdict for text with SIZE=size. */
@@ -415,8 +430,7 @@ test_maildir_source(void **state)
 	struct quota_result res;
 
 	(void)state;
-	free(cfg->quota.maildir_template);
-	cfg->quota.maildir_template = strdup("%l");
+	set_template("%l");
 	cfg->quota.cache_ttl = 30;
 	assert_true(quota_start(cfg));
 	assert_int_equal(verdict("<bob@anything.example>", 0, &res), QUOTA_FULL);
@@ -430,8 +444,68 @@ test_maildir_source(void **state)
 	assert_int_equal(verdict("<\"..\"@x.example>", 0, NULL), QUOTA_NO_OPINION);
 	assert_int_equal(verdict("<elsewhere@x.example>", 0, NULL), QUOTA_FULL);
 	quota_stop();
-	free(cfg->quota.maildir_template);
-	cfg->quota.maildir_template = strdup("%d/%l/");
+	set_template("%d/%l/");
+}
+
+/* Maildir++ message limits ("NC"): full at or over the count, with grace rounded up. */
+static void
+test_count_limit(void **state)
+{
+	struct quota_result res;
+	char	path[1024];
+	FILE   *fp;
+
+	(void)state;
+	set_template("%l");
+	cfg->quota.cache_ttl = 0;
+	assert_true(quota_start(cfg));
+	assert_int_equal(verdict("<count5@x.example>", 0, &res), QUOTA_FULL);
+	assert_true(res.by_count);
+	assert_int_equal(res.count, 5);
+	assert_int_equal(res.count_limit, 5);
+	assert_int_equal(res.limit, 0);
+	assert_int_equal(verdict("<count4@x.example>", 0, &res), QUOTA_NO_OPINION);
+	/* No byte limit: any SIZE= fits. */
+	assert_int_equal(verdict("<count4@x.example>", 1ULL << 40, NULL), QUOTA_NO_OPINION);
+	assert_int_equal(verdict("<count6@x.example>", 0, NULL), QUOTA_FULL);
+	/* Both limits: bytes over is full by bytes, not by count. */
+	assert_int_equal(verdict("<bothlim@x.example>", 100, NULL), QUOTA_NO_OPINION);
+	assert_int_equal(verdict("<bothlim@x.example>", 101, &res), QUOTA_FULL);
+	assert_false(res.by_count);
+	assert_int_equal(res.count_limit, 5);
+	/* grace: 5 x 1.1 = 5.5, so 6 messages are full and 5 are not; 5 x 1.2 = 6 exactly */
+	cfg->quota.grace_percent = 10;
+	assert_int_equal(verdict("<count5@x.example>", 0, NULL), QUOTA_NO_OPINION);
+	assert_int_equal(verdict("<count6@x.example>", 0, &res), QUOTA_FULL);
+	assert_int_equal(res.count_limit, 6);
+	cfg->quota.grace_percent = 20;
+	assert_int_equal(verdict("<count6@x.example>", 0, NULL), QUOTA_FULL);
+	cfg->quota.grace_percent = 21;
+	assert_int_equal(verdict("<count6@x.example>", 0, &res), QUOTA_NO_OPINION);
+	cfg->quota.grace_percent = 0;
+
+	/* The cache keeps the count beside the bytes: a hit judges the same. */
+	cfg->quota.cache_ttl = 30;
+	assert_int_equal(verdict("<count5@x.example>", 0, NULL), QUOTA_FULL);
+	snprintf(path, sizeof(path), "%s/count5/maildirsize", tmpdir);
+	assert_non_null(fp = fopen(path, "a"));
+	fputs("-10 -1\n", fp);		/* a message deleted */
+	fclose(fp);
+	assert_int_equal(verdict("<count5@x.example>", 0, &res), QUOTA_FULL);
+	assert_true(res.by_count);
+	quota_cache_flush();
+	assert_int_equal(verdict("<count5@x.example>", 0, &res), QUOTA_NO_OPINION);
+	quota_stop();
+	set_template("%d/%l/");
+
+	/* A source without message limits (SQL): the byte-quota mailbox's maildirsize "NC" counts. */
+	cfg->quota.cache_ttl = 0;
+	maildir("count5", "0S,5C\n100 5\n");
+	start_fake(false);
+	assert_int_equal(verdict("<sqlcount@example.org>", 0, &res), QUOTA_FULL);
+	assert_true(res.by_count);
+	assert_int_equal(verdict("<sqlfree@example.org>", 0, NULL), QUOTA_NO_OPINION);
+	quota_stop();
 }
 
 int
@@ -447,6 +521,7 @@ main(void)
 		cmocka_unit_test(test_no_breaker_for_maildirs),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_maildir_source),
+		cmocka_unit_test(test_count_limit),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
