@@ -232,6 +232,13 @@ else
     # The other uids run a copy: the build tree may sit in a 0700 directory (mktemp -d).
     chmod 0755 "$work"
     install -m 0755 "$MXGATECTL" "$work/run/mxgatectl"
+    # and so does a TSan build's suppressions file, which mxgatectl reads at start
+    supp=${TSAN_OPTIONS:-}
+    if [[ $supp == *suppressions=* ]]; then
+        supp=${supp#*suppressions=} supp=${supp%%:*}
+        install -m 0644 "$supp" "$work/run/tsan.supp" &&
+            export TSAN_OPTIONS=${TSAN_OPTIONS//"$supp"/"$work/run/tsan.supp"}
+    fi
     sock=$work/run/control.sock
     printf 'trusted_networks = [ ];\nuser = "nobody";\ncontrol_socket = "unix:%s";\n' "$sock" \
         >"$work/nobody.conf"
