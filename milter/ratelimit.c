@@ -484,6 +484,7 @@ distinct_undo(struct counter_store *store, const struct charge_job *job, unsigne
  * marker; only when the add created it is the value new, and the key's
  * counter incremented and checked.  A value over the limit (not kept) has
  * its counts and markers taken back, so that it is new again next time.
+ * A repeat is over only when the count is (hold and warn rules).
  */
 static enum rate_outcome
 distinct_in(struct counter_store *store, const struct charge_job *job,
@@ -508,8 +509,18 @@ distinct_in(struct counter_store *store, const struct charge_job *job,
 			distinct_undo(store, job, created);
 			return RATE_ERROR;
 		}
-		if (st == STORE_EXISTS)
-			continue; /* counted already in this window */
+		if (st == STORE_EXISTS) {
+			/*
+			 * Counted already in this window.  Only a rule that lets
+			 * events over its limit through (hold, warn) can be over
+			 * now: then one read says whether it is.
+			 */
+			if (job->keep_over && *over == NULL &&
+			    counter_store_get(store, name, len, &current) == STORE_OK &&
+			    window_over(store, job, lim, &w, current))
+				*over = lim;
+			continue;
+		}
 		if (counter_store_incr(store, name, len, 1, ratelimit_ttl(&w), &current) !=
 		    STORE_OK) {
 			counter_store_del(store, marker, mlen);

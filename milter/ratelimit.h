@@ -49,8 +49,10 @@
  * ends.  An event adds the marker (atomic: memcached's add, or the
  * in-process store's); only the event whose add created it increments the
  * counter and is checked against the limits.  A value whose marker was
- * there already passes without being counted again.  A new value over the
- * limit is refused, and its count and marker taken back.
+ * there already passes without being counted again (for a rule with
+ * keep_over, hold and warn, it is over while the count is: one read).  A
+ * new value over the limit is refused, and its count and marker taken
+ * back.
  *
  * Thread-safety: the functions without a store are pure.  The stores are
  * process-wide, set up by ratelimit_start() before milter_run(), replaced

@@ -1114,9 +1114,10 @@ count_at(const struct config *cfg, size_t rule, const struct rate_value *key, ui
 	return v;
 }
 
-/* Charge rule 0 (hrp) of cfg for session s greeting with helo at now_ms. */
+/* Charge rule 0 (hrp) of cfg for session s greeting with helo at now_ms, keeping it if over. */
 static enum rate_outcome
-charge_helo(const struct config *cfg, struct session *s, const char *helo, uint64_t now_ms)
+charge_helo_kept(const struct config *cfg, struct session *s, const char *helo, uint64_t now_ms,
+		 bool keep_over)
 {
 	const struct rate_rule *rule = &cfg->ratelimit.rules[0];
 	struct rate_value key;
@@ -1126,7 +1127,15 @@ charge_helo(const struct config *cfg, struct session *s, const char *helo, uint6
 	session_set_helo(s, helo);
 	assert_true(check_ratelimit_key(rule, s, &key));
 	assert_true(check_ratelimit_distinct(rule, s, &key, value));
-	return ratelimit_charge_distinct(cfg, 0, &rule->limits, &key, value, now_ms, false, &over);
+	return ratelimit_charge_distinct(cfg, 0, &rule->limits, &key, value, now_ms, keep_over,
+					 &over);
+}
+
+/* Charge rule 0 (hrp) of cfg for session s greeting with helo at now_ms. */
+static enum rate_outcome
+charge_helo(const struct config *cfg, struct session *s, const char *helo, uint64_t now_ms)
+{
+	return charge_helo_kept(cfg, s, helo, now_ms, false);
 }
 
 /*
@@ -1184,6 +1193,22 @@ distinct_arithmetic(struct config *cfg)
 				 steps[i].outcome == RATE_ADMIT ? "admitted" : "refused",
 				 (unsigned long long)steps[i].count);
 	}
+	/*
+	 * Kept over (hold, warn): a fourth value is counted although over, and
+	 * then even a repeat is over while the count is.
+	 */
+	session_set_helo(s, "a.example");
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &key));
+	base += 600000;
+	assert_int_equal(charge_helo_kept(cfg, s, "a.example", base, true), RATE_ADMIT);
+	assert_int_equal(charge_helo_kept(cfg, s, "a.example", base, true), RATE_ADMIT);
+	assert_int_equal(charge_helo_kept(cfg, s, "b.example", base, true), RATE_ADMIT);
+	assert_int_equal(charge_helo_kept(cfg, s, "c.example", base, true), RATE_ADMIT);
+	assert_int_equal(charge_helo_kept(cfg, s, "d.example", base, true), RATE_OVER);
+	assert_int_equal(count_at(cfg, 0, &key, base), 4);
+	assert_int_equal(charge_helo_kept(cfg, s, "a.example", base, true), RATE_OVER);
+	assert_int_equal(charge_helo_kept(cfg, s, "d.example", base, true), RATE_OVER);
+	assert_int_equal(count_at(cfg, 0, &key, base), 4);
 	session_close(s);
 	ratelimit_stop();
 	config_release(cfg);
