@@ -389,8 +389,8 @@ struct charge_job {
 
 /* Is the count current of window w of lim, with the previous window's, over the limit? */
 static bool
-window_over(struct counter_store *store, const struct charge_job *job,
-	    const struct rate_limit *lim, const struct rate_window *w, uint64_t current)
+window_over(struct counter_store *store, const struct charge_job *job, const struct rate_limit *lim,
+	    const struct rate_window *w, uint64_t current)
 {
 	/* Over on this window alone: no need to read the previous one. */
 	return current > lim->count ||
@@ -402,8 +402,7 @@ window_over(struct counter_store *store, const struct charge_job *job,
 
 /* Charge every window of limits in one store. */
 static enum rate_outcome
-charge_in(struct counter_store *store, const struct charge_job *job,
-	  const struct rate_limit **over)
+charge_in(struct counter_store *store, const struct charge_job *job, const struct rate_limit **over)
 {
 	const struct config *cfg = job->cfg;
 	const struct rate_limits *limits = job->limits;
@@ -591,8 +590,8 @@ ratelimit_charge(const struct config *cfg, size_t rule_index, const struct rate_
 		 int class_index, const struct rate_value *key, uint64_t amount, uint64_t now_ms,
 		 bool keep_over, struct rate_charge *charge, const struct rate_limit **over)
 {
-	const struct charge_job job = {cfg, &cfg->ratelimit.rules[rule_index], limits, key, NULL,
-				       amount, now_ms, keep_over};
+	const struct charge_job job = {
+	    cfg, &cfg->ratelimit.rules[rule_index], limits, key, NULL, amount, now_ms, keep_over};
 	bool local;
 	enum rate_outcome r = job_charge(&job, &local, over);
 
@@ -614,8 +613,8 @@ ratelimit_charge_distinct(const struct config *cfg, size_t rule_index,
 			  const uint8_t value[RATELIMIT_DIGEST_SIZE], uint64_t now_ms,
 			  bool keep_over, const struct rate_limit **over)
 {
-	const struct charge_job job = {cfg, &cfg->ratelimit.rules[rule_index], limits, key, value,
-				       1, now_ms, keep_over};
+	const struct charge_job job = {
+	    cfg, &cfg->ratelimit.rules[rule_index], limits, key, value, 1, now_ms, keep_over};
 	bool local;
 
 	return job_charge(&job, &local, over);
