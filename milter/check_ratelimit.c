@@ -3,7 +3,8 @@
  * what a rule over its limit means for the mail.
  *
  * Stages (mxgate.conf(5), "RATE LIMITS"): count = "connections" and "messages" at MAIL FROM,
- * "recipients" at each RCPT TO.  A connection is counted at its first
+ * "recipients" at each RCPT TO, "distinct" at RCPT TO for distinct =
+ * "recipient" and at MAIL FROM otherwise.  A connection is counted at its first
  * MAIL FROM that is let through; a message at MAIL FROM, given back if its
  * transaction is not accepted; a recipient at its RCPT TO, given back
  * likewise.  Every rule that applies is charged for the event (charge
@@ -11,6 +12,9 @@
  * tempfail or reject refuses the event, and then every counter the event
  * was charged to is given back.  hold and warn let the event through,
  * charged, and are carried out at end of message (policy.c, callbacks.c).
+ * A distinct value is never given back (ratelimit.h, "Distinct values"):
+ * once its rule has counted it, it stays counted for the window, whatever
+ * becomes of the event or the transaction.
  *
  * A store that cannot answer: on_error = "tempfail" refuses the event at
  * once (VERDICT_ERROR; policy.c gives "451 4.3.0 <KEY>: Temporary lookup
@@ -162,7 +166,28 @@ check_ratelimit_key(const struct rate_rule *rule, const struct session *s, struc
 		key_add_address(&ctx, key, "recipient_domain", &s->tx.rcpt, true);
 	if (keys & RATE_KEY_HELO)
 		key_add_lower(&ctx, key, "helo", s->helo);
+	if (keys == 0) /* key = [ ]: one counter for every client */
+		key_add(&ctx, key, "global", "", 0, "*");
 	sha256_digest(&ctx, RATELIMIT_DIGEST_SIZE, key->digest);
+	return true;
+}
+
+bool
+check_ratelimit_distinct(const struct rate_rule *rule, const struct session *s,
+			 const struct rate_value *key, uint8_t value[RATELIMIT_DIGEST_SIZE])
+{
+	struct rate_rule part = *rule;
+	struct rate_value v;
+	struct sha256_ctx ctx;
+
+	/* The value is what a rule keyed by that field alone would count by. */
+	part.keys = rule->distinct;
+	if (!check_ratelimit_key(&part, s, &v))
+		return false;
+	sha256_init(&ctx);
+	sha256_update(&ctx, RATELIMIT_DIGEST_SIZE, key->digest);
+	sha256_update(&ctx, RATELIMIT_DIGEST_SIZE, v.digest);
+	sha256_digest(&ctx, RATELIMIT_DIGEST_SIZE, value);
 	return true;
 }
 
@@ -408,6 +433,7 @@ ratelimit_run(struct session *s, void *state, enum stage stage, struct verdict *
 	struct event ev = {on_stack, 0};
 	struct verdict later = {.kind = VERDICT_DUNNO}; /* hold, warn or error */
 	struct rate_value key;
+	uint8_t value[RATELIMIT_DIGEST_SIZE];
 	uint64_t now;
 
 	if (!cfg->ratelimit.enabled || cfg->ratelimit.nrules == 0)
@@ -438,12 +464,21 @@ ratelimit_run(struct session *s, void *state, enum stage stage, struct verdict *
 		limits = ratelimit_limits(rule, &key, &s->addr, &class_index);
 		if (limits->count == 0)
 			continue; /* a class without limits */
-		r = ratelimit_charge(cfg, i, limits, class_index, &key, rule_amount(rule, s, stage),
-				     now, lets_through,
-				     &ev.items[ev.n], &over);
-		if (r == RATE_ADMIT) {
-			ev.n++;
-			continue;
+		if (rule->count == RATE_COUNT_DISTINCT) {
+			if (!check_ratelimit_distinct(rule, s, &key, value))
+				continue;
+			r = ratelimit_charge_distinct(cfg, i, limits, &key, value, now, lets_through,
+						      &over);
+			if (r == RATE_ADMIT)
+				continue; /* nothing to give back */
+		} else {
+			r = ratelimit_charge(cfg, i, limits, class_index, &key,
+					     rule_amount(rule, s, stage), now, lets_through,
+					     &ev.items[ev.n], &over);
+			if (r == RATE_ADMIT) {
+				ev.n++;
+				continue;
+			}
 		}
 		if (r == RATE_ERROR) {
 			if (later.kind == VERDICT_DUNNO) {
@@ -462,7 +497,8 @@ ratelimit_run(struct session *s, void *state, enum stage stage, struct verdict *
 			goto out;
 		}
 		/* hold or warn: the event goes through, charged. */
-		ev.n++;
+		if (rule->count != RATE_COUNT_DISTINCT)
+			ev.n++;
 		note_later(&later, rule, &key);
 	}
 	if (later.kind == VERDICT_ERROR && ratelimit_on_error(cfg) == ON_ERROR_TEMPFAIL) {

@@ -30,4 +30,14 @@ struct ratelimit_state {
 bool	check_ratelimit_key(const struct rate_rule *rule, const struct session *s,
 			    struct rate_value *key);
 
+/*
+ * A count = "distinct" rule's value for session s: into value, the digest
+ * of key's digest and of the rule's distinct field (normalised as a key
+ * part); the marker's digest (ratelimit.h, "Distinct values").  False
+ * when the field is not known (no HELO yet).
+ */
+bool	check_ratelimit_distinct(const struct rate_rule *rule, const struct session *s,
+				 const struct rate_value *key,
+				 uint8_t value[RATELIMIT_DIGEST_SIZE]);
+
 #endif

@@ -48,6 +48,9 @@ enum rate_key {
 	RATE_KEY_HELO = 1 << 6,
 };
 
+/* Limits a count = "distinct" rule (or one of its classes) may have. */
+#define CONFIG_DISTINCT_LIMITS_MAX 16
+
 /* One "N/PERIOD" window. */
 struct rate_limit {
 	unsigned long count;

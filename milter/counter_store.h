@@ -11,11 +11,14 @@
  * ASCII, no space, at most COUNTER_KEY_MAX bytes); a client byte never
  * reaches a store.  incr is atomic create-or-increment: a missing key is
  * created holding delta, expiring ttl seconds later (the TTL is set at
- * creation, never extended); decr floors at 0 and never creates; del
- * removes a key (mxgatectl ratelimit reset), NOT_FOUND when absent.  There is
- * no read-modify-write anywhere.  A status is OK, NOT_FOUND or ERROR
- * (could not ask, or no answer within the deadline: the caller's on_error
- * decides what that means).
+ * creation, never extended); decr floors at 0 and never creates; add
+ * creates a marker key that expires ttl seconds later, or answers EXISTS
+ * when the key is already there (atomic: of two adds racing, exactly one
+ * creates it), the building block of count = "distinct"; del removes a key
+ * (mxgatectl ratelimit reset), NOT_FOUND when absent.  There is no
+ * read-modify-write anywhere.  A status is OK, NOT_FOUND, EXISTS (add only)
+ * or ERROR (could not ask, or no answer within the deadline: the caller's
+ * on_error decides what that means).
  *
  * Thread-safety: every operation may be called from any thread at once.
  * A store is destroyed only when no thread uses it any more.
@@ -34,6 +37,7 @@
 enum store_status {
 	STORE_OK = 0,
 	STORE_NOT_FOUND,
+	STORE_EXISTS, /* add: the key was there already */
 	STORE_ERROR,
 };
 
@@ -46,6 +50,8 @@ struct counter_store_ops {
 				  uint64_t delta, unsigned ttl, uint64_t *value);
 	enum store_status (*decr)(struct counter_store *cs, const char *key, size_t key_len,
 				  uint64_t delta);
+	enum store_status (*add)(struct counter_store *cs, const char *key, size_t key_len,
+				 unsigned ttl);
 	enum store_status (*get)(struct counter_store *cs, const char *key, size_t key_len,
 				 uint64_t *value);
 	enum store_status (*del)(struct counter_store *cs, const char *key, size_t key_len);
@@ -71,6 +77,13 @@ static inline enum store_status
 counter_store_decr(struct counter_store *cs, const char *key, size_t key_len, uint64_t delta)
 {
 	return cs->ops->decr(cs, key, key_len, delta);
+}
+
+/* Create key (a marker) unless it exists: OK when created, EXISTS when it was there. */
+static inline enum store_status
+counter_store_add(struct counter_store *cs, const char *key, size_t key_len, unsigned ttl)
+{
+	return cs->ops->add(cs, key, key_len, ttl);
 }
 
 /* Current count of key. */

@@ -68,8 +68,8 @@ static void
 mc_record(struct mc_server *srv, memcached_return_t rc, const char *what, uint64_t t0_us)
 {
 	/* Any answer from the server shows it is there. */
-	bool answered =
-	    rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND || rc == MEMCACHED_NOTSTORED;
+	bool answered = rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND ||
+			rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS;
 
 	stats_backend_request(srv->stats, !answered ? STATS_ERROR :
 			      rc == MEMCACHED_NOTFOUND ? STATS_NOT_FOUND : STATS_OK,
@@ -200,6 +200,37 @@ mc_decr(struct counter_store *cs, const char *key, size_t len, uint64_t delta)
 	return mc_status(rc);
 }
 
+/* The end of one operation begun by mc_begin(): record its outcome rc, return the handle; rc. */
+static memcached_return_t
+mc_end(struct memcached_store *mc, memcached_st *h, struct mc_server *srv, memcached_return_t rc,
+       const char *what, uint64_t t0_us)
+{
+	mc_record(srv, rc, what, t0_us);
+	mc_return(mc, h);
+	return rc;
+}
+
+/*
+ * A marker (binary add): memcached stores it only when the key is absent,
+ * atomically, and answers "exists" (NOT_STORED in the text protocol) when
+ * it is there.
+ */
+static enum store_status
+mc_add(struct counter_store *cs, const char *key, size_t len, unsigned ttl)
+{
+	struct mc_server *srv = NULL;
+	uint64_t t0 = clock_us();
+	memcached_st *h = mc_begin(mc_of(cs), key, len, &srv);
+	memcached_return_t rc = MEMCACHED_FAILURE;
+
+	if (h != NULL)
+		rc = mc_end(mc_of(cs), h, srv,
+			    memcached_add(h, key, len, "1", 1, mc_expiration(ttl), 0), "add", t0);
+	if (rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS)
+		return STORE_EXISTS;
+	return mc_status(rc);
+}
+
 /* A counter's value as memcached keeps it: decimal digits, maybe space-padded after a decr. */
 static bool
 parse_count(const char *text, size_t len, uint64_t *value)
@@ -254,12 +285,10 @@ mc_del(struct counter_store *cs, const char *key, size_t len)
 	struct mc_server *srv = NULL;
 	uint64_t t0 = clock_us();
 	memcached_st *h = mc_begin(mc_of(cs), key, len, &srv);
-	memcached_return_t rc = h ? memcached_delete(h, key, len, 0) : MEMCACHED_FAILURE;
+	memcached_return_t rc = MEMCACHED_FAILURE;
 
-	if (h != NULL) {
-		mc_record(srv, rc, "delete", t0);
-		mc_return(mc_of(cs), h);
-	}
+	if (h != NULL)
+		rc = mc_end(mc_of(cs), h, srv, memcached_delete(h, key, len, 0), "delete", t0);
 	return mc_status(rc);
 }
 
@@ -292,7 +321,7 @@ mc_destroy(struct counter_store *cs)
 /* What it is, the counter operations, and its upkeep. */
 static const struct counter_store_ops memcached_ops = {
     .name = "memcached", .remote = true,
-    .incr = mc_incr, .decr = mc_decr, .get = mc_get, .del = mc_del,
+    .incr = mc_incr, .decr = mc_decr, .add = mc_add, .get = mc_get, .del = mc_del,
     .healthy = mc_healthy, .destroy = mc_destroy,
 };
 

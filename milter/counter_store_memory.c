@@ -162,11 +162,12 @@ memory_report_full(struct memory_store *ms, bool full)
 
 /*
  * The live entry of key with its shard locked (*shp: the caller unlocks
- * it), created with ttl when create is set; NULL when absent, or when the
- * store is full or out of memory.
+ * it), created with ttl when created is not NULL (*created then says
+ * whether it was); NULL when absent, or when the store is full or out of
+ * memory.
  */
 static struct entry *
-entry_lock(struct memory_store *ms, const char *key, size_t len, bool create, unsigned ttl,
+entry_lock(struct memory_store *ms, const char *key, size_t len, bool *created, unsigned ttl,
 	   uint64_t *now, struct shard **shp)
 {
 	uint64_t hash = key_hash(key, len);
@@ -178,7 +179,7 @@ entry_lock(struct memory_store *ms, const char *key, size_t len, bool create, un
 	*shp = sh;
 	pthread_mutex_lock(&sh->lock);
 	e = shard_find(sh, bucket, key, len, hash, *now);
-	if (e == NULL && create)
+	if (created != NULL && (*created = e == NULL))
 		e = shard_insert(ms, sh, bucket, key, len, hash, *now, ttl);
 	return e;
 }
@@ -191,7 +192,8 @@ memory_incr(struct counter_store *cs, const char *key, size_t len, uint64_t delt
 	struct shard *sh;
 	uint64_t now;
 	struct memory_store *ms = memory_of(cs);
-	struct entry *e = entry_lock(ms, key, len, true, ttl, &now, &sh);
+	bool created;
+	struct entry *e = entry_lock(ms, key, len, &created, ttl, &now, &sh);
 
 	if (e != NULL) {
 		e->value = e->value + delta < e->value ? UINT64_MAX : e->value + delta;
@@ -208,12 +210,29 @@ memory_decr(struct counter_store *cs, const char *key, size_t len, uint64_t delt
 {
 	struct shard *sh;
 	uint64_t now;
-	struct entry *e = entry_lock(memory_of(cs), key, len, false, 0, &now, &sh);
+	struct entry *e = entry_lock(memory_of(cs), key, len, NULL, 0, &now, &sh);
 
 	if (e != NULL)
 		e->value = e->value > delta ? e->value - delta : 0;
 	pthread_mutex_unlock(&sh->lock);
 	return e != NULL ? STORE_OK : STORE_NOT_FOUND;
+}
+
+/* Create a marker unless the key is live; EXISTS when it is. */
+static enum store_status
+memory_add(struct counter_store *cs, const char *key, size_t len, unsigned ttl)
+{
+	struct shard *sh;
+	uint64_t now;
+	struct memory_store *ms = memory_of(cs);
+	bool created;
+	struct entry *e = entry_lock(ms, key, len, &created, ttl, &now, &sh);
+
+	if (e != NULL && created)
+		e->value = 1;
+	pthread_mutex_unlock(&sh->lock);
+	memory_report_full(ms, e == NULL);
+	return e == NULL ? STORE_ERROR : created ? STORE_OK : STORE_EXISTS;
 }
 
 /* The value of a live key. */
@@ -222,7 +241,7 @@ memory_get(struct counter_store *cs, const char *key, size_t len, uint64_t *valu
 {
 	struct shard *sh;
 	uint64_t now;
-	struct entry *e = entry_lock(memory_of(cs), key, len, false, 0, &now, &sh);
+	struct entry *e = entry_lock(memory_of(cs), key, len, NULL, 0, &now, &sh);
 
 	if (e != NULL)
 		*value = e->value;
@@ -261,7 +280,8 @@ counter_store_memory_set(struct counter_store *cs, const char *key, size_t len, 
 {
 	struct shard *sh;
 	uint64_t now;
-	struct entry *e = entry_lock(memory_of(cs), key, len, true, ttl, &now, &sh);
+	bool created;
+	struct entry *e = entry_lock(memory_of(cs), key, len, &created, ttl, &now, &sh);
 
 	if (e != NULL) {
 		e->value = value;
@@ -318,7 +338,8 @@ memory_destroy(struct counter_store *cs)
 /* What it is, the counter operations, and its upkeep. */
 static const struct counter_store_ops memory_ops = {
     .name = "memory", .remote = false,
-    .incr = memory_incr, .decr = memory_decr, .get = memory_get, .del = memory_del,
+    .incr = memory_incr, .decr = memory_decr, .add = memory_add, .get = memory_get,
+    .del = memory_del,
     .healthy = memory_healthy, .destroy = memory_destroy,
 };
 

@@ -7,6 +7,9 @@
  * of the previous window, which the sliding estimate also needs, no longer
  * changes once that window is over, so it is read once per key and window
  * and kept in a small in-process cache until the current window ends.
+ * count = "distinct" adds one round trip per window in front: the add of
+ * the value's marker, followed by the increment only when the add created
+ * the marker (a new value).
  *
  * Thread-safety: the stores are thread-safe; the pointer to the current
  * memcached store is guarded by a mutex and reference-counted, so a reload
@@ -15,6 +18,7 @@
 #include "ratelimit.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <fnmatch.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -90,6 +94,13 @@ ratelimit_ttl(const struct rate_window *w)
 	return (unsigned)((2 * w->period_ms - w->elapsed_ms + 999) / 1000 + 1);
 }
 
+unsigned
+ratelimit_marker_ttl(const struct rate_window *w)
+{
+	/* Only its own window asks for a marker: until it ends, and a second to spare. */
+	return (unsigned)((w->period_ms - w->elapsed_ms + 999) / 1000 + 1);
+}
+
 /* ---- key values ---------------------------------------------------------- */
 
 unsigned
@@ -107,14 +118,14 @@ ratelimit_group(const struct ipaddr *addr, unsigned ipv4_prefix, unsigned ipv6_p
 	return prefix;
 }
 
-size_t
-ratelimit_key_name(char *buf, size_t size, const char *prefix, const char *rule,
-		   unsigned long period, uint64_t window,
-		   const uint8_t digest[RATELIMIT_DIGEST_SIZE])
+/* "PREFIX RULE TAG:PERIOD:WINDOW:HEX" into buf; 0 when it does not fit. */
+static size_t
+key_name(char *buf, size_t size, const char *prefix, const char *rule, const char *tag,
+	 unsigned long period, uint64_t window, const uint8_t digest[RATELIMIT_DIGEST_SIZE])
 {
 	static const char hex[] = "0123456789abcdef";
-	int n =
-	    snprintf(buf, size, "%s%s:%lu:%llu:", prefix, rule, period, (unsigned long long)window);
+	int n = snprintf(buf, size, "%s%s%s:%lu:%llu:", prefix, rule, tag, period,
+			 (unsigned long long)window);
 
 	if (n < 0 || (size_t)n + 2 * RATELIMIT_DIGEST_SIZE >= size)
 		return 0;
@@ -124,6 +135,22 @@ ratelimit_key_name(char *buf, size_t size, const char *prefix, const char *rule,
 	}
 	buf[n] = '\0';
 	return (size_t)n;
+}
+
+size_t
+ratelimit_key_name(char *buf, size_t size, const char *prefix, const char *rule,
+		   unsigned long period, uint64_t window,
+		   const uint8_t digest[RATELIMIT_DIGEST_SIZE])
+{
+	return key_name(buf, size, prefix, rule, "", period, window, digest);
+}
+
+size_t
+ratelimit_marker_name(char *buf, size_t size, const char *prefix, const char *rule,
+		      unsigned long period, uint64_t window,
+		      const uint8_t value[RATELIMIT_DIGEST_SIZE])
+{
+	return key_name(buf, size, prefix, rule, "/v", period, window, value);
 }
 
 const struct rate_limits *
@@ -349,12 +376,36 @@ give_back_windows(struct counter_store *store, const struct config *cfg,
 	}
 }
 
+/* One event to charge: what ratelimit_charge() and ratelimit_charge_distinct() were given. */
+struct charge_job {
+	const struct config *cfg;
+	const struct rate_rule *rule;
+	const struct rate_limits *limits;
+	const struct rate_value *key;
+	const uint8_t *value; /* count = "distinct": the value's digest; NULL otherwise */
+	uint64_t amount, now_ms;
+	bool keep_over;
+};
+
+/* Is the count current of window w of lim, with the previous window's, over the limit? */
+static bool
+window_over(struct counter_store *store, const struct charge_job *job, const struct rate_limit *lim,
+	    const struct rate_window *w, uint64_t current)
+{
+	/* Over on this window alone: no need to read the previous one. */
+	return current > lim->count ||
+	       !ratelimit_within(current,
+				 previous_count(store, job->cfg->memcached.key_prefix,
+						job->rule->name, lim->period, w, job->key->digest),
+				 w, lim->count);
+}
+
 /* Charge every window of limits in one store. */
 static enum rate_outcome
-charge_in(struct counter_store *store, const struct config *cfg, const struct rate_rule *rule,
-	  const struct rate_limits *limits, const struct rate_value *key, uint64_t amount,
-	  uint64_t now_ms, bool keep_over, const struct rate_limit **over)
+charge_in(struct counter_store *store, const struct charge_job *job, const struct rate_limit **over)
 {
+	const struct config *cfg = job->cfg;
+	const struct rate_limits *limits = job->limits;
 	char name[COUNTER_KEY_MAX + 1];
 	size_t done = 0;
 
@@ -365,41 +416,146 @@ charge_in(struct counter_store *store, const struct config *cfg, const struct ra
 		uint64_t current;
 		size_t len;
 
-		ratelimit_window(now_ms, lim->period, &w);
-		len = ratelimit_key_name(name, sizeof(name), cfg->memcached.key_prefix, rule->name,
-					 lim->period, w.index, key->digest);
-		if (len == 0 || counter_store_incr(store, name, len, amount, ratelimit_ttl(&w),
+		ratelimit_window(job->now_ms, lim->period, &w);
+		len = ratelimit_key_name(name, sizeof(name), cfg->memcached.key_prefix,
+					 job->rule->name, lim->period, w.index, job->key->digest);
+		if (len == 0 || counter_store_incr(store, name, len, job->amount, ratelimit_ttl(&w),
 						   &current) != STORE_OK) {
-			give_back_windows(store, cfg, rule, limits, done, now_ms, key->digest, amount);
+			give_back_windows(store, cfg, job->rule, limits, done, job->now_ms,
+					  job->key->digest, job->amount);
 			return RATE_ERROR;
 		}
 		done++;
 		if (*over != NULL)
 			continue; /* kept anyway: just count */
-		/* Over on this window alone: no need to read the previous one. */
-		if (current > lim->count ||
-		    !ratelimit_within(current,
-				      previous_count(store, cfg->memcached.key_prefix, rule->name,
-						     lim->period, &w, key->digest),
-				      &w, lim->count)) {
+		if (window_over(store, job, lim, &w, current)) {
 			*over = lim;
-			if (!keep_over)
+			if (!job->keep_over)
 				break;
 		}
 	}
 	if (*over == NULL)
 		return RATE_ADMIT;
-	if (!keep_over)
-		give_back_windows(store, cfg, rule, limits, done, now_ms, key->digest, amount);
+	if (!job->keep_over)
+		give_back_windows(store, cfg, job->rule, limits, done, job->now_ms,
+				  job->key->digest, job->amount);
 	return RATE_OVER;
 }
 
-enum rate_outcome
-ratelimit_charge(const struct config *cfg, size_t rule_index, const struct rate_limits *limits,
-		 int class_index, const struct rate_value *key, uint64_t amount, uint64_t now_ms,
-		 bool keep_over, struct rate_charge *charge, const struct rate_limit **over)
+/* The counter and the marker of window w of lim for a distinct job; false when they do not fit. */
+static bool
+distinct_names(const struct charge_job *job, const struct rate_limit *lim,
+	       const struct rate_window *w, char *name, size_t *len, char *marker, size_t *mlen)
 {
-	const struct rate_rule *rule = &cfg->ratelimit.rules[rule_index];
+	const char *prefix = job->cfg->memcached.key_prefix;
+
+	*len = ratelimit_key_name(name, COUNTER_KEY_MAX + 1, prefix, job->rule->name, lim->period,
+				  w->index, job->key->digest);
+	*mlen = ratelimit_marker_name(marker, COUNTER_KEY_MAX + 1, prefix, job->rule->name,
+				      lim->period, w->index, job->value);
+	return *len != 0 && *mlen != 0;
+}
+
+/* Undo the windows (bits of created) where the job created a marker and counted it. */
+static void
+distinct_undo(struct counter_store *store, const struct charge_job *job, unsigned created)
+{
+	char name[COUNTER_KEY_MAX + 1], marker[COUNTER_KEY_MAX + 1];
+
+	for (size_t i = 0; i < job->limits->count; i++) {
+		struct rate_window w;
+		size_t len, mlen;
+
+		if (!(created & (1u << i)))
+			continue;
+		ratelimit_window(job->now_ms, job->limits->items[i].period, &w);
+		if (!distinct_names(job, &job->limits->items[i], &w, name, &len, marker, &mlen))
+			continue;
+		/* Counter first: a marker without its count would let the value pass uncounted. */
+		if (counter_store_decr(store, name, len, 1) == STORE_ERROR ||
+		    counter_store_del(store, marker, mlen) == STORE_ERROR)
+			log_debug("ratelimit: could not take a distinct value back from %s", name);
+	}
+}
+
+/*
+ * count = "distinct" in one store: for each window, add the value's
+ * marker; only when the add created it is the value new, and the key's
+ * counter incremented and checked.  A value over the limit (not kept) has
+ * its counts and markers taken back, so that it is new again next time.
+ * A repeat is over only when the count is (hold and warn rules).
+ */
+static enum rate_outcome
+distinct_in(struct counter_store *store, const struct charge_job *job,
+	    const struct rate_limit **over)
+{
+	char name[COUNTER_KEY_MAX + 1], marker[COUNTER_KEY_MAX + 1];
+	unsigned created = 0; /* bit i: window i's marker is this event's */
+
+	*over = NULL;
+	assert(job->limits->count <= CONFIG_DISTINCT_LIMITS_MAX);
+	for (size_t i = 0; i < job->limits->count; i++) {
+		const struct rate_limit *lim = &job->limits->items[i];
+		struct rate_window w;
+		uint64_t current;
+		size_t len, mlen;
+		enum store_status st;
+
+		ratelimit_window(job->now_ms, lim->period, &w);
+		if (!distinct_names(job, lim, &w, name, &len, marker, &mlen) ||
+		    (st = counter_store_add(store, marker, mlen, ratelimit_marker_ttl(&w))) ==
+			STORE_ERROR) {
+			distinct_undo(store, job, created);
+			return RATE_ERROR;
+		}
+		if (st == STORE_EXISTS) {
+			/*
+			 * Counted already in this window.  Only a rule that lets
+			 * events over its limit through (hold, warn) can be over
+			 * now: then one read says whether it is.
+			 */
+			if (job->keep_over && *over == NULL &&
+			    counter_store_get(store, name, len, &current) == STORE_OK &&
+			    window_over(store, job, lim, &w, current))
+				*over = lim;
+			continue;
+		}
+		if (counter_store_incr(store, name, len, 1, ratelimit_ttl(&w), &current) !=
+		    STORE_OK) {
+			counter_store_del(store, marker, mlen);
+			distinct_undo(store, job, created);
+			return RATE_ERROR;
+		}
+		created |= 1u << i;
+		if (*over == NULL && window_over(store, job, lim, &w, current)) {
+			*over = lim;
+			if (!job->keep_over)
+				break;
+		}
+	}
+	if (*over == NULL)
+		return RATE_ADMIT;
+	if (!job->keep_over)
+		distinct_undo(store, job, created);
+	return RATE_OVER;
+}
+
+/* Charge job in store, the way its rule counts. */
+static enum rate_outcome
+job_in(struct counter_store *store, const struct charge_job *job, const struct rate_limit **over)
+{
+	return job->value != NULL ? distinct_in(store, job, over) : charge_in(store, job, over);
+}
+
+/*
+ * Charge job where counters live: memcached when configured, else in
+ * process, or in process after all under on_error = "local".  *local
+ * says which store counted.
+ */
+static enum rate_outcome
+job_charge(const struct charge_job *job, bool *local, const struct rate_limit **over)
+{
+	const struct config *cfg = job->cfg;
 	struct backend *b = backend_acquire();
 	struct counter_store *store = b && b->remote ? b->remote : local_store;
 	enum rate_outcome r;
@@ -409,7 +565,7 @@ ratelimit_charge(const struct config *cfg, size_t rule_index, const struct rate_
 		backend_release(b);
 		return RATE_ERROR;
 	}
-	r = charge_in(store, cfg, rule, limits, key, amount, now_ms, keep_over, over);
+	r = job_in(store, job, over);
 	if (store != local_store) {
 		if (r == RATE_ERROR && cfg->memcached.on_error == ON_ERROR_LOCAL) {
 			if (!atomic_exchange(&counting_locally, true))
@@ -417,7 +573,7 @@ ratelimit_charge(const struct config *cfg, size_t rule_index, const struct rate_
 				    "ratelimit: memcached does not answer: counting in process "
 				    "until it does (on_error = local)");
 			store = local_store;
-			r = charge_in(store, cfg, rule, limits, key, amount, now_ms, keep_over, over);
+			r = job_in(store, job, over);
 			stats_ratelimit_fallback();
 		} else if (r != RATE_ERROR && atomic_load(&counting_locally) &&
 			   counter_store_healthy(store) &&
@@ -425,16 +581,43 @@ ratelimit_charge(const struct config *cfg, size_t rule_index, const struct rate_
 			log_warning("ratelimit: memcached answers again: counting in memcached");
 	}
 	backend_release(b);
+	*local = store == local_store;
+	return r;
+}
+
+enum rate_outcome
+ratelimit_charge(const struct config *cfg, size_t rule_index, const struct rate_limits *limits,
+		 int class_index, const struct rate_value *key, uint64_t amount, uint64_t now_ms,
+		 bool keep_over, struct rate_charge *charge, const struct rate_limit **over)
+{
+	const struct charge_job job = {
+	    cfg, &cfg->ratelimit.rules[rule_index], limits, key, NULL, amount, now_ms, keep_over};
+	bool local;
+	enum rate_outcome r = job_charge(&job, &local, over);
+
 	if (r == RATE_ADMIT || (r == RATE_OVER && keep_over)) {
 		memset(charge, 0, sizeof(*charge));
 		charge->time_ms = now_ms;
 		charge->count = amount;
 		charge->rule = (uint16_t)rule_index;
 		charge->class_index = (int16_t)class_index;
-		charge->local = store == local_store;
+		charge->local = local;
 		memcpy(charge->digest, key->digest, RATELIMIT_DIGEST_SIZE);
 	}
 	return r;
+}
+
+enum rate_outcome
+ratelimit_charge_distinct(const struct config *cfg, size_t rule_index,
+			  const struct rate_limits *limits, const struct rate_value *key,
+			  const uint8_t value[RATELIMIT_DIGEST_SIZE], uint64_t now_ms,
+			  bool keep_over, const struct rate_limit **over)
+{
+	const struct charge_job job = {
+	    cfg, &cfg->ratelimit.rules[rule_index], limits, key, value, 1, now_ms, keep_over};
+	bool local;
+
+	return job_charge(&job, &local, over);
 }
 
 void

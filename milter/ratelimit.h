@@ -38,6 +38,22 @@
  * "2001:db8:1:2::/64").  In replies and logs the key is shown as the values
  * joined with ",", a full-length client address without its "/PREFIX".
  *
+ * Distinct values.  A count = "distinct" rule's counter (the key above)
+ * counts the different values of its distinct field.  For each window, a
+ * value has a marker
+ *
+ *     PREFIX RULE "/v:" PERIOD ":" WINDOW ":" VALUE-DIGEST
+ *
+ * where VALUE-DIGEST is the hex SHA-256 of the key value's digest and the
+ * value's "NAME:LENGTH:VALUE" (check_ratelimit.c), living until its window
+ * ends.  An event adds the marker (atomic: memcached's add, or the
+ * in-process store's); only the event whose add created it increments the
+ * counter and is checked against the limits.  A value whose marker was
+ * there already passes without being counted again (for a rule with
+ * keep_over, hold and warn, it is over while the count is: one read).  A
+ * new value over the limit is refused, and its count and marker taken
+ * back.
+ *
  * Thread-safety: the functions without a store are pure.  The stores are
  * process-wide, set up by ratelimit_start() before milter_run(), replaced
  * on reload when the memcached settings change (a store in use stays alive
@@ -102,6 +118,9 @@ uint64_t ratelimit_estimate(uint64_t current, uint64_t previous, const struct ra
 /* Seconds a window's counter must live: until its successor has ended. */
 unsigned ratelimit_ttl(const struct rate_window *w);
 
+/* Seconds a distinct value's marker must live: until its own window has ended. */
+unsigned ratelimit_marker_ttl(const struct rate_window *w);
+
 /*
  * Group addr by prefix (ipv4_prefix or ipv6_prefix as its family says):
  * *out is the network; text (INET6_ADDRSTRLEN + 4 bytes at least) is
@@ -117,6 +136,15 @@ unsigned ratelimit_group(const struct ipaddr *addr, unsigned ipv4_prefix, unsign
 size_t ratelimit_key_name(char *buf, size_t size, const char *prefix, const char *rule,
 			  unsigned long period, uint64_t window,
 			  const uint8_t digest[RATELIMIT_DIGEST_SIZE]);
+
+/*
+ * A distinct value's marker for one window into buf:
+ * "PREFIX RULE/v:PERIOD:WINDOW:HEX" (HEX: of value).  Its length, or 0 when
+ * it would not fit in size.
+ */
+size_t ratelimit_marker_name(char *buf, size_t size, const char *prefix, const char *rule,
+			     unsigned long period, uint64_t window,
+			     const uint8_t value[RATELIMIT_DIGEST_SIZE]);
 
 /*
  * The limits for key: those of the first class whose match fits (a CIDR
@@ -156,6 +184,21 @@ enum rate_outcome ratelimit_charge(const struct config *cfg, size_t rule_index,
 				   const struct rate_value *key, uint64_t amount, uint64_t now_ms,
 				   bool keep_over, struct rate_charge *charge,
 				   const struct rate_limit **over);
+
+/*
+ * count = "distinct": the value (value: its digest, see "Distinct values")
+ * shown by key, at now_ms.  RATE_ADMIT both for a new value, counted, and
+ * for one counted already in every window.  RATE_OVER when a new value
+ * takes the key over a limit (*over): then nothing stays counted unless
+ * keep_over.  Nothing is recorded to give back: a value that was counted
+ * stays counted for its window.  Stores as for ratelimit_charge().
+ */
+enum rate_outcome ratelimit_charge_distinct(const struct config *cfg, size_t rule_index,
+					    const struct rate_limits *limits,
+					    const struct rate_value *key,
+					    const uint8_t value[RATELIMIT_DIGEST_SIZE],
+					    uint64_t now_ms, bool keep_over,
+					    const struct rate_limit **over);
 
 /* Give a recorded charge back to its counters (failures are logged at debug level). */
 void ratelimit_give_back(const struct config *cfg, const struct rate_charge *charge);

@@ -6,8 +6,10 @@
  * tables; the errors go through the same loader and read the same way.
  *
  * Contract: see ratelimit_config.h.  A rule's cross-checks (it needs a
- * name, a key, limits or classes; a key its count can use; a name not
- * used before) are made right after its fields are read.
+ * name, a key setting (key = [ ] is one global counter), limits or
+ * classes; a key its count can use; count = "distinct" with its distinct
+ * field and no other count with one; a name not used before) are made
+ * right after its fields are read.
  *
  * Thread-safety: touches only the configuration being loaded or freed.
  */
@@ -25,6 +27,16 @@ static const char *const action_words[] = {"tempfail", "reject", "hold", "warn",
 static const char *const key_words[] = {
 	"client_ip", "sender", "sender_domain", "sasl_user", "recipient",
 	"recipient_domain", "helo", NULL,
+};
+/* distinct = "...": the fields whose values can be told apart, as rate_key bits. */
+static const char *const distinct_words[] = {"helo", "recipient", "sender", "client_ip", NULL};
+static const unsigned distinct_bits[] = {RATE_KEY_HELO, RATE_KEY_RECIPIENT, RATE_KEY_SENDER,
+					 RATE_KEY_CLIENT_IP};
+
+/* What parse_field() saw of a rule, for check_rule(). */
+struct rule_seen {
+	bool	key, limits, classes;
+	const config_setting_t *distinct;	/* the distinct setting, for its line */
 };
 
 bool
@@ -208,7 +220,7 @@ parse_key(struct loader *ld, struct rate_rule *rule, const config_setting_t *f)
  */
 static bool
 parse_field(struct loader *ld, struct rate_rule *rule, const config_setting_t *f,
-	    bool *have_limits)
+	    struct rule_seen *seen)
 {
 	const char *fname = config_setting_name(f), *name;
 	unsigned long whole;
@@ -220,14 +232,19 @@ parse_field(struct loader *ld, struct rate_rule *rule, const config_setting_t *f
 				     CONFIG_MAX_RULE_NAME - 1);
 		else
 			snprintf(rule->name, sizeof(rule->name), "%s", name);
-	} else if (strcmp(fname, "key") == 0)
+	} else if (strcmp(fname, "key") == 0) {
 		parse_key(ld, rule, f);
-	else if (strcmp(fname, "count") == 0) {
+		seen->key = true;
+	} else if (strcmp(fname, "distinct") == 0) {
+		seen->distinct = f;
+		if (loader_get_enum(ld, f, distinct_words, &v))
+			rule->distinct = distinct_bits[v];
+	} else if (strcmp(fname, "count") == 0) {
 		if (loader_get_enum(ld, f, count_words, &v))
 			rule->count = (enum rate_count)v;
 	} else if (strcmp(fname, "limits") == 0) {
 		parse_limits(ld, f, &rule->limits);
-		*have_limits = true;
+		seen->limits = true;
 	} else if (strcmp(fname, "when") == 0) {
 		if (loader_get_enum(ld, f, when_words, &v))
 			rule->when = (enum rate_when)v;
@@ -245,16 +262,42 @@ parse_field(struct loader *ld, struct rate_rule *rule, const config_setting_t *f
 	return true;
 }
 
+/* count = "distinct" and distinct = go together, with few enough limits. */
+static void
+check_distinct(struct loader *ld, const struct rate_rule *rule, const config_setting_t *g,
+	       const struct rule_seen *seen)
+{
+	size_t	most = rule->limits.count;
+
+	if (rule->count != RATE_COUNT_DISTINCT) {
+		if (seen->distinct != NULL)
+			loader_error(ld, seen->distinct, "rule \"%s\": distinct needs "
+				     "count = \"distinct\"", rule->name);
+		return;
+	}
+	if (seen->distinct == NULL)
+		loader_error(ld, g, "rule \"%s\": count = \"distinct\" needs distinct = "
+			     "\"helo\", \"recipient\", \"sender\" or \"client_ip\"", rule->name);
+	for (size_t i = 0; i < rule->nclasses; i++)
+		if (rule->classes[i].limits.count > most)
+			most = rule->classes[i].limits.count;
+	if (most > CONFIG_DISTINCT_LIMITS_MAX)
+		loader_error(ld, g, "rule \"%s\": count = \"distinct\" takes at most %d limits",
+			     rule->name, CONFIG_DISTINCT_LIMITS_MAX);
+}
+
 /* What a rule needs as a whole, once its fields are read. */
 static void
 check_rule(struct loader *ld, const struct rate_rule *rule, const config_setting_t *g,
-	   bool have_limits, bool have_classes)
+	   const struct rule_seen *seen)
 {
 	if (rule->name[0] == '\0')
 		loader_error(ld, g, "rule: needs a name");
-	if (rule->keys == 0)
-		loader_error(ld, g, "rule \"%s\": needs a key", rule->name);
-	if (!have_limits && !have_classes)
+	/* key = [ ] is one global counter; no key setting at all is a mistake. */
+	if (!seen->key)
+		loader_error(ld, g, "rule \"%s\": needs a key (key = [ ] for one global counter)",
+			     rule->name);
+	if (!seen->limits && !seen->classes)
 		loader_error(ld, g, "rule \"%s\": needs limits or classes", rule->name);
 	if (rule->count == RATE_COUNT_CONNECTIONS &&
 	    (rule->keys & ~(unsigned)(RATE_KEY_CLIENT_IP | RATE_KEY_HELO)) != 0)
@@ -264,6 +307,7 @@ check_rule(struct loader *ld, const struct rate_rule *rule, const config_setting
 	    (rule->keys & (RATE_KEY_RECIPIENT | RATE_KEY_RECIPIENT_DOMAIN)) != 0)
 		loader_error(ld, g, "rule \"%s\": a recipient key needs count = \"recipients\"",
 			     rule->name);
+	check_distinct(ld, rule, g, seen);
 }
 
 /* One rule { ... }. */
@@ -271,7 +315,7 @@ static void
 parse_rule(struct loader *ld, struct rate_rule *rule, const config_setting_t *g)
 {
 	const config_setting_t *classes = NULL;
-	bool	have_limits = false;
+	struct rule_seen seen = {0};
 
 	rule->ipv4_prefix = 32;
 	rule->ipv6_prefix = 64;
@@ -280,12 +324,13 @@ parse_rule(struct loader *ld, struct rate_rule *rule, const config_setting_t *g)
 
 		if (strcmp(config_setting_name(f), "classes") == 0)
 			classes = f;
-		else if (!parse_field(ld, rule, f, &have_limits))
+		else if (!parse_field(ld, rule, f, &seen))
 			loader_error(ld, f, "unknown setting \"%s\" in a rule", config_setting_name(f));
 	}
 	if (classes)
 		parse_classes(ld, rule, classes);
-	check_rule(ld, rule, g, have_limits, classes != NULL);
+	seen.classes = classes != NULL;
+	check_rule(ld, rule, g, &seen);
 }
 
 void

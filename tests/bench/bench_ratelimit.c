@@ -54,9 +54,13 @@ now_s(void)
  * creates its key counts in none of memcached's incr statistics, only in
  * total_items; so does an increment whose result grows by a digit (9 to
  * 10), which makes this an upper bound (by a few per cent at most).
+ * With adds (count = "distinct"), every add, stored or not, is counted
+ * (cmd_set) instead of total_items, which an add that stores would count
+ * twice: an increment that creates its key (once per key and window) is
+ * then missed.
  */
 static unsigned long long
-server_commands(void)
+server_commands(bool adds)
 {
 	char host[256], buf[16384];
 	const char *colon = strrchr(server, ':');
@@ -86,8 +90,9 @@ server_commands(void)
 	}
 	close(fd);
 	buf[got] = '\0';
-	static const char *const names[] = {
-	    "cmd_get", "incr_misses", "incr_hits", "decr_misses", "decr_hits", "total_items",
+	const char *const names[] = {
+	    "cmd_get", "incr_misses", "incr_hits", "decr_misses", "decr_hits",
+	    adds ? "cmd_set" : "total_items",
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char pat[64];
@@ -192,14 +197,18 @@ cmp_double(const void *a, const void *b)
 
 /*
  * events RCPTs through check_ratelimit: one transaction per `per_tx`
- * recipients, sender fixed (hot) or new each transaction (cold).  Prints
- * latency per RCPT and, with memcached, round trips per counted event.
+ * recipients, sender fixed (hot) or new each transaction (cold), the
+ * recipient the same or new each time (new_rcpt).  Prints latency per
+ * RCPT and, with memcached, round trips per counted event (adds: with
+ * count = "distinct", see server_commands()).
  */
 static void
-bench_rcpt(const char *label, struct config *cfg, int events, int per_tx, bool hot, bool remote)
+bench_rcpt(const char *label, struct config *cfg, int events, int per_tx, bool hot,
+	   bool new_rcpt, bool remote, bool adds)
 {
 	double *lat = calloc((size_t)events, sizeof(double)), sum = 0;
-	unsigned long long before = remote ? server_commands() : 0, after;
+	unsigned long long before = remote ? server_commands(adds) : 0, after;
+	char rcpt[128];
 	struct session *s = NULL;
 	char sender[128];
 	int refused = 0;
@@ -222,7 +231,9 @@ bench_rcpt(const char *label, struct config *cfg, int events, int per_tx, bool h
 			field_set(&s->tx.sender, sender);
 			s->tx.active = true;
 		}
-		field_set(&s->tx.rcpt, "<rcpt@example.org>");
+		snprintf(rcpt, sizeof(rcpt), "<rcpt-%d-%d-%d@example.org>", (int)getpid(), run,
+			 new_rcpt ? i : 0);
+		field_set(&s->tx.rcpt, rcpt);
 		memset(&v, 0, sizeof(v));
 		t = now_s();
 		check_ratelimit.run(s, rl(s), STAGE_RCPT, &v);
@@ -232,7 +243,7 @@ bench_rcpt(const char *label, struct config *cfg, int events, int per_tx, bool h
 	}
 	check_ratelimit.end(s, rl(s), true);
 	session_close(s);
-	after = remote ? server_commands() : 0;
+	after = remote ? server_commands(adds) : 0;
 	qsort(lat, (size_t)events, sizeof(double), cmp_double);
 	printf("%-44s mean %7.1f us  p50 %7.1f us  p99 %7.1f us", label, sum / events,
 	       lat[events / 2], lat[events * 99 / 100]);
@@ -248,21 +259,30 @@ main(int argc, char **argv)
 	char err[256], servers_line[512];
 	struct string_list list;
 	struct counter_store *mc, *mem;
-	/* 0: rate limits off, 1: in-process store, 2 and 3: memcached, 1 and 2 windows. */
-	struct config *cfgs[4];
+	/*
+	 * 0: rate limits off, 1: in-process store, 2 and 3: memcached, 1 and 2
+	 * windows; 4 and 5: count = "distinct" recipients in process and in
+	 * memcached.
+	 */
+	struct config *cfgs[6];
 	static const struct {
 		const char *label;
 		int	config;		/* index in cfgs */
 		int	per_tx;		/* recipients per transaction */
 		bool	hot;		/* one sender for the whole run */
+		bool	new_rcpt;	/* a new recipient each RCPT */
 	} runs[] = {
-		{ "no rate limits", 0, 20, true },
-		{ "in-process store, 1 window", 1, 20, true },
-		{ "memcached, 1 window, hot sender", 2, 20, true },
-		{ "memcached, 1 window, new sender per message", 2, 20, false },
-		{ "memcached, 1 window, new sender per RCPT", 2, 1, false },
-		{ "memcached, 2 windows, hot sender", 3, 20, true },
-		{ "memcached, 2 windows, new sender per message", 3, 20, false },
+		{ "no rate limits", 0, 20, true, false },
+		{ "in-process store, 1 window", 1, 20, true, false },
+		{ "memcached, 1 window, hot sender", 2, 20, true, false },
+		{ "memcached, 1 window, new sender per message", 2, 20, false, false },
+		{ "memcached, 1 window, new sender per RCPT", 2, 1, false, false },
+		{ "memcached, 2 windows, hot sender", 3, 20, true, false },
+		{ "memcached, 2 windows, new sender per message", 3, 20, false, false },
+		{ "in-process, distinct, repeated recipient", 4, 20, true, false },
+		{ "in-process, distinct, new recipient per RCPT", 4, 20, true, true },
+		{ "memcached, distinct, repeated recipient", 5, 20, true, false },
+		{ "memcached, distinct, new recipient per RCPT", 5, 20, true, true },
 	};
 	int	current = 0;	/* configuration 0 needs no start */
 	int threads = 4;
@@ -270,6 +290,8 @@ main(int argc, char **argv)
 			  "limits = [ \"1000000000/1h\" ]; } );";
 	const char *two = "rules = ( { name = \"r\"; key = [ \"sender\" ]; count = \"recipients\"; "
 			  "limits = [ \"1000000000/1m\", \"1000000000/1d\" ]; } );";
+	const char *distinct = "rules = ( { name = \"d\"; key = [ \"client_ip\" ]; count = \"distinct\"; "
+			       "distinct = \"recipient\"; limits = [ \"1000000000/1h\" ]; } );";
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: bench_ratelimit HOST:PORT [SECONDS] [THREADS]\n");
@@ -306,6 +328,8 @@ main(int argc, char **argv)
 		 server);
 	cfgs[2] = load_config(servers_line, one);
 	cfgs[3] = load_config(servers_line, two);
+	cfgs[4] = load_config("", distinct);
+	cfgs[5] = load_config(servers_line, distinct);
 	/* Runs of one configuration follow each other: each is started once. */
 	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
 		if (runs[i].config != current) {
@@ -316,7 +340,8 @@ main(int argc, char **argv)
 				return 1;
 		}
 		bench_rcpt(runs[i].label, cfgs[current], 20000, runs[i].per_tx, runs[i].hot,
-			   current >= 2);
+			   runs[i].new_rcpt, current == 2 || current == 3 || current == 5,
+			   current >= 4);
 	}
 	if (current != 0)
 		ratelimit_stop();

@@ -1,10 +1,12 @@
 #!/bin/bash
 # ratelimit.sh - rate limits against real memcached servers and a real
 # Postfix: exactness of a burst across two mxgate processes sharing two
-# memcached servers, the format of every stored key after hostile
-# sessions, give-back, each on_error under SIGSTOP/SIGKILL/restart, one of
-# two servers down, and the exact replies, reject, hold, warn and a SASL
-# class through Postfix and swaks.
+# memcached servers, count = "distinct" (HELOs and recipients of one
+# client) exact in the same way and in process, a global key (key = [ ]),
+# the format of every stored key after hostile sessions, give-back, each
+# on_error under SIGSTOP/SIGKILL/restart, one of two servers down, and the
+# exact replies, reject, hold, warn and a SASL class through Postfix and
+# swaks.
 #
 # Milter sessions are driven by lib/rl_milter.py (a raw milter client that
 # can claim any client address and send any bytes, and sees reply texts).
@@ -13,7 +15,9 @@ set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.sh"
 . "$here/lib/memcached.sh"
 
+MXGATECTL=${MXGATECTL:-$abs_top_builddir/mxgatectl}
 [ -x "$MXGATE" ] || bail "no daemon at $MXGATE"
+[ -x "$MXGATECTL" ] || bail "no mxgatectl at $MXGATECTL (set MXGATECTL)"
 command -v python3 >/dev/null || bail "python3 missing"
 mc_need_package || bail "cannot install memcached"
 
@@ -54,17 +58,23 @@ client() {
     timeout 120 "$MC_PYTHON" "$here/lib/rl_milter.py" "$@"
 }
 
-# counter RULE PERIOD SENDER PORT...: the value of RULE's counter for SENDER
-# in this window, summed over the servers given (0 when absent).
-counter() {
-    local rule=$1 period=$2 sender=$3 key v sum=0 port
-    shift 3
-    key=$(client key --rule "$rule" --period "$period" --part "sender=$sender")
+# counter_of RULE PERIOD PART BACK PORT...: the value of RULE's counter for
+# the key PART (NAME=VALUE) in the window BACK windows before this one,
+# summed over the servers given (0 when absent).
+counter_of() {
+    local rule=$1 period=$2 part=$3 back=$4 key v sum=0 port
+    shift 4
+    key=$(client key --rule "$rule" --period "$period" --part "$part" --back "$back")
     for port in "$@"; do
         v=$(mc_get "$port" "$key")
         sum=$((sum + ${v:-0}))
     done
     echo "$sum"
+}
+
+# counter RULE PERIOD SENDER PORT...: RULE's counter for SENDER in this window.
+counter() {
+    counter_of "$1" "$2" "sender=$3" 0 "${@:4}"
 }
 
 # mx_start NAME CONFIG-TEXT [PORT]: an mxgate in the foreground on PORT
@@ -134,11 +144,13 @@ shared_rules='ratelimit: { rules = (
     count = "recipients"; limits = [ "1000/1h" ]; },
   { name = "hk3"; key = [ "client_ip", "helo" ]; count = "connections"; limits = [ "1000/10m" ]; }
 ); };'
-for n in A B; do
-    mx_start "$n" "$common
+# mx_shared NAME SETTINGS: an mxgate counting in memcached servers one and two.
+mx_shared() {
+    mx_start "$1" "$common
 memcached: { servers = [ \"127.0.0.1:$p1\", \"127.0.0.1:$p2\" ]; timeout_ms = 1000; on_error = \"accept\"; };
-$shared_rules" || bail "mxgate $n does not start"
-done
+$2" || bail "mxgate $1 does not start"
+}
+for n in A B; do mx_shared "$n" "$shared_rules"; done
 
 # Each process opens its memcached connections on first use: not in the burst.
 for n in A B; do
@@ -166,6 +178,96 @@ for round in $(seq 1 10); do
     fi
 done
 
+phase "distinct"
+# --- count = "distinct": the issue's two rules, exact across 2 processes x 16 sessions ---
+distinct_rules='ratelimit: { rules = (
+  { name = "hrp"; key = ["client_ip"]; count = "distinct"; distinct = "helo"; limits = ["5/1h"]; },
+  { name = "dictionary"; key = ["client_ip"]; count = "distinct"; distinct = "recipient"; limits = ["50/10m"]; }
+); };'
+for n in D1 D2; do mx_shared "$n" "$distinct_rules"; done
+mx_start D0 "$common
+control_socket = \"unix:$work/d0.sock\";
+$distinct_rules" || bail "mxgate D0 does not start"
+for n in D1 D2 D0; do
+    client distinct --ports "${MXPORT[$n]}" --sessions 16 --events 16 --field helo --ip 192.0.2.250 \
+        --tag "warm-$n" >/dev/null
+done
+
+# distinct_rounds WHERE PORTS FIELD RULE PERIOD N EVENTS NET: ten bursts of
+# EVENTS new values of FIELD, each from a fresh client address NET.ROUND,
+# of which exactly N are let through; in memcached (WHERE = memcached) the
+# key's counter (this and the previous window: a burst may straddle one's
+# edge) is N too.
+distinct_rounds() {
+    local where=$1 ports=$2 field=$3 rule=$4 period=$5 want=$6 events=$7 net=$8
+    local round ip out adm ref err cnt exact=0 texts=
+    for round in $(seq 1 10); do
+        ip=$net.$round
+        out=$(client distinct --ports "$ports" --sessions 16 --events "$events" --field "$field" \
+            --ip "$ip" --tag "$where-$round-$$")
+        adm=$(sed -n 's/^admitted=//p' <<<"$out")
+        ref=$(sed -n 's/^refused=//p' <<<"$out")
+        err=$(sed -n 's/^errors=//p' <<<"$out")
+        cnt=$want
+        if [[ $where == memcached ]]; then
+            cnt=$(($(counter_of "$rule" "$period" "client_ip=$ip/32" 0 "$p1" "$p2") +
+                $(counter_of "$rule" "$period" "client_ip=$ip/32" 1 "$p1" "$p2")))
+        fi
+        if [[ $adm == "$want" && $ref == $((events - want)) && $err == 0 && $cnt == "$want" ]]; then
+            exact=$((exact + 1))
+        else
+            tap_diag "$where $field round $round: $adm admitted, $ref refused, $err errors, counter $cnt" "$out"
+        fi
+        ((round == 1)) && texts=$(grep '^text=' <<<"$out")
+    done
+    tap_result $([[ $exact == 10 ]]; echo $?) \
+        "$where, distinct $field: $events new values over $(($(tr -cd , <<<"$ports" | wc -c) + 1)) x 16 sessions, exactly $want let through in $exact of 10 bursts"
+    tap_result $([[ $texts == "text=y 450 4.7.1 <$net.1>: Rate limit \"$rule\" exceeded, try again later" ]]
+        echo $?) "$where, distinct $field: the refusal is the rule's reply: ${texts#text=}"
+}
+distinct_rounds memcached "${MXPORT[D1]},${MXPORT[D2]}" helo hrp 3600 5 37 192.0.2
+distinct_rounds memcached "${MXPORT[D1]},${MXPORT[D2]}" recipient dictionary 600 50 64 198.51.100
+distinct_rounds in-process "${MXPORT[D0]}" helo hrp 3600 5 37 203.0.113
+distinct_rounds in-process "${MXPORT[D0]}" recipient dictionary 600 50 64 192.0.2
+
+# The same values again, one at a time: the 5 counted pass as repeats, the rest stay refused.
+out=$(client distinct --ports "${MXPORT[D1]},${MXPORT[D2]}" --sessions 1 --events 37 --field helo \
+    --ip 192.0.2.1 --tag "memcached-1-$$")
+cnt=$(counter_of hrp 3600 "client_ip=192.0.2.1/32" 0 "$p1" "$p2")
+tap_result $([[ $(sed -n 's/^admitted=//p' <<<"$out") == 5 && $(sed -n 's/^refused=//p' <<<"$out") == 32 &&
+    $cnt -le 5 ]]; echo $?) \
+    "the 37 HELOs of the first burst again: the 5 counted pass uncounted, 32 refused (counter $cnt)" ||
+    tap_diag "$out"
+
+# mxgatectl ratelimit show reads a distinct rule's counter (in process).
+mxgatectl_on "$work/d0.sock" ratelimit show hrp client_ip=203.0.113.1
+[[ $st == 0 ]] && grep -qE 'current 5\b' <<<"$out" && grep -qi 'over' <<<"$out"
+tap_result $? "ratelimit show hrp client_ip=203.0.113.1: current 5, the next new value over" ||
+    tap_diag "status $st" "$out" "$err"
+
+phase "global"
+# --- key = [ ]: one counter for every client, across 2 processes ---------------
+for n in G1 G2; do
+    mx_shared "$n" "control_socket = \"unix:$work/$n.sock\";
+ratelimit: { rules = (
+  { name = \"site\"; key = [ ]; count = \"messages\"; limits = [ \"30/1h\" ]; }
+); };"
+done
+# One warm-up message per process (counted), then 2 x 16 sessions from 32 addresses.
+for n in G1 G2; do
+    client session --port "${MXPORT[$n]}" --sender "<warm-$n@example.net>" --rcpt "<a@example.org>" >/dev/null
+done
+out=$(client burst --ports "${MXPORT[G1]},${MXPORT[G2]}" --sessions 16 --events 64 --sender "<site-$$@example.net>")
+adm=$(sed -n 's/^admitted=//p' <<<"$out")
+cnt=$(counter_of site 3600 "global=" 0 "$p1" "$p2")
+texts=$(grep '^text=' <<<"$out")
+tap_result $([[ $adm == 28 && $cnt == 30 && $texts == 'text=y 450 4.7.1 <*>: Rate limit "site" exceeded, try again later' ]]
+    echo $?) "global key: 64 messages from 32 clients over 2 processes: $adm let through (28 after 2), counter $cnt, ${texts#text=}" ||
+    tap_diag "$out"
+mxgatectl_on "$work/G1.sock" ratelimit show site
+[[ $st == 0 ]] && grep -qE 'current 30\b' <<<"$out"
+tap_result $? "ratelimit show site (no key parts): current 30" || tap_diag "status $st" "$out" "$err"
+
 phase "keys"
 # --- keys: after hostile sessions, every stored key has the documented form ---
 out=$(client hostile --port "${MXPORT[A]}")
@@ -173,9 +275,11 @@ tap_result $([[ $(sed -n 's/^failed=//p' <<<"$out") == 0 ]] && kill -0 "${MXPID[
     "hostile sessions (spaces, CR/LF, %, NUL, 1 KiB) all answered, daemon alive"
 keys=$( (mc_keys "$p1"; mc_keys "$p2") | sort -u)
 nkeys=$(grep -c . <<<"$keys")
-badkeys=$(grep -Evx 'mxgate:[A-Za-z0-9_.-]+:[0-9]+:[0-9]+:[0-9a-f]{64}' <<<"$keys")
+badkeys=$(grep -Evx 'mxgate:[A-Za-z0-9_.-]+(/v)?:[0-9]+:[0-9]+:[0-9a-f]{64}' <<<"$keys")
 tap_result $([[ -z $badkeys && $nkeys -gt 30 ]]; echo $?) \
-    "all $nkeys stored keys are PREFIX RULE:PERIOD:WINDOW:SHA256 (metadump of both servers)"
+    "all $nkeys stored keys are PREFIX RULE[/v]:PERIOD:WINDOW:SHA256 (metadump of both servers)"
+n=$(grep -c '^mxgate:hrp/v:3600:' <<<"$keys")
+tap_result $([[ $n -ge 50 ]]; echo $?) "the distinct HELO bursts left their markers, PREFIX RULE/v:... ($n)"
 [[ -n $badkeys ]] && tap_diag "bad keys:" "$(head -5 <<<"$badkeys")"
 for r in hk1 hk2 hk3; do
     n=$(grep -c "^mxgate:$r:" <<<"$keys")
@@ -389,7 +493,7 @@ phase "end"
 # sanitizer report (leak and TSan reports are written at exit).  P runs
 # only when the private Postfix started.
 stops=()
-for n in A B Faccept Ftempfail Flocal ${MXPID[P]:+P}; do
+for n in A B D1 D2 D0 G1 G2 Faccept Ftempfail Flocal ${MXPID[P]:+P}; do
     stops+=("mxgate $n" "${MXPID[$n]:-}" "$work/$n.log")
 done
 mxgate_stop_checks "${stops[@]}"

@@ -3,6 +3,8 @@
  */
 #include "mc_server.h"
 
+#include "ratelimit.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -129,4 +131,24 @@ mc_server_stop(pid_t pid)
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
+}
+
+int
+mc_fixture_setup(void **state)
+{
+	static struct mc_fixture mc;
+
+	mc.pid = mc_server_start(&mc.port);
+	*state = &mc;
+	return mc.pid > 0 ? 0 : -1;
+}
+
+int
+mc_fixture_teardown(void **state)
+{
+	struct mc_fixture *mc = *state;
+
+	ratelimit_stop();
+	mc_server_stop(mc->pid);
+	return 0;
 }

@@ -18,4 +18,16 @@ pid_t	mc_server_start(unsigned *port);
 /* SIGTERM, SIGKILL after 5 s, and reap it. */
 void	mc_server_stop(pid_t pid);
 
+/* The memcached of one cmocka test: *state is a struct mc_fixture. */
+struct mc_fixture {
+	unsigned port;
+	pid_t pid;
+};
+
+/* cmocka setup: start the test's memcached (a failure fails the test). */
+int	mc_fixture_setup(void **state);
+
+/* cmocka teardown: stop the rate-limit stores and the server, whatever the test did. */
+int	mc_fixture_teardown(void **state);
+
 #endif

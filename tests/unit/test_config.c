@@ -145,6 +145,37 @@ test_full(void **state)
 	config_release(cfg);
 }
 
+/* The distinct rules of the examples, and a global counter, load as written. */
+static void
+test_distinct(void **state)
+{
+	struct errors e;
+	struct config *cfg = load("distinct.conf", &e);
+	const struct rate_rule *r;
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_int_equal(cfg->ratelimit.nrules, 5);
+	r = &cfg->ratelimit.rules[0];
+	assert_string_equal(r->name, "hrp");
+	assert_int_equal(r->keys, RATE_KEY_CLIENT_IP);
+	assert_int_equal(r->count, RATE_COUNT_DISTINCT);
+	assert_int_equal(r->distinct, RATE_KEY_HELO);
+	assert_int_equal(r->limits.items[0].count, 5);
+	assert_int_equal(r->limits.items[0].period, 3600);
+	r = &cfg->ratelimit.rules[1];
+	assert_int_equal(r->distinct, RATE_KEY_RECIPIENT);
+	assert_int_equal(r->limits.items[0].count, 50);
+	assert_int_equal(r->limits.items[0].period, 600);
+	assert_int_equal(cfg->ratelimit.rules[2].distinct, RATE_KEY_SENDER);
+	assert_int_equal(cfg->ratelimit.rules[3].distinct, RATE_KEY_CLIENT_IP);
+	r = &cfg->ratelimit.rules[4];
+	assert_string_equal(r->name, "site");
+	assert_int_equal(r->keys, 0);
+	assert_int_equal(r->distinct, 0);
+	config_release(cfg);
+}
+
 /* Each bad file: NULL, and the first error is exactly at FILE:LINE with the message. */
 static void
 test_bad_files(void **state)
@@ -173,6 +204,11 @@ test_bad_files(void **state)
 		{"bad_real_size_type.conf", 2, "check_real_size: expected true or false"},
 		{"bad_own_name.conf", 3, "reject_own_names: \"192.0.2.1\" is neither a host name nor an address literal"},
 		{"bad_bytes_key.conf", 3, "rule \"volume\": a recipient key needs count = \"recipients\""},
+		{"bad_distinct_missing.conf", 3, "rule \"hrp\": count = \"distinct\" needs distinct = "},
+		{"bad_distinct_field.conf", 4, "distinct: unknown value \"sasl_user\""},
+		{"bad_distinct_count.conf", 4, "rule \"hrp\": distinct needs count = \"distinct\""},
+		{"bad_distinct_limits.conf", 3, "rule \"hrp\": count = \"distinct\" takes at most 16 limits"},
+		{"bad_rule_no_key.conf", 3, "rule \"site\": needs a key (key = [ ] for one global counter)"},
 	};
 
 	(void)state;
@@ -272,6 +308,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_distinct),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_missing_file),

@@ -599,34 +599,6 @@ test_ratelimit_requests(void **state)
 
 /* ---- against a real memcached -------------------------------------------- */
 
-/* The memcached of one test, stopped by mc_teardown even when the test fails. */
-struct mc_fixture {
-	unsigned port;
-	pid_t pid;
-};
-
-/* Start the test's memcached (a failure fails the test). */
-static int
-mc_setup(void **state)
-{
-	static struct mc_fixture mc;
-
-	mc.pid = mc_server_start(&mc.port);
-	*state = &mc;
-	return mc.pid > 0 ? 0 : -1;
-}
-
-/* Stop the counting and the server, whatever the test did. */
-static int
-mc_teardown(void **state)
-{
-	struct mc_fixture *mc = *state;
-
-	ratelimit_stop();
-	mc_server_stop(mc->pid);
-	return 0;
-}
-
 static void
 test_ratelimit_memcached(void **state)
 {
@@ -685,7 +657,7 @@ main(void)
 	    cmocka_unit_test(test_explain_full_by_count),
 	    cmocka_unit_test(test_ratelimit_in_process),
 	    cmocka_unit_test(test_ratelimit_requests),
-	    cmocka_unit_test_setup_teardown(test_ratelimit_memcached, mc_setup, mc_teardown),
+	    cmocka_unit_test_setup_teardown(test_ratelimit_memcached, mc_fixture_setup, mc_fixture_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

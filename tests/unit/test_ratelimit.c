@@ -3,7 +3,8 @@
  * (edges, weights, clock steps), limit and class parsing, key values and
  * counter keys, prefix grouping, the in-process store (expiry, cap,
  * threads), charge-first admission, and check_ratelimit's verdicts and
- * give-back through real sessions.
+ * give-back through real sessions; count = "distinct" and the global key
+ * in process and in a real memcached (mc_server.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +24,7 @@
 #include "policy.h"
 #include "config.h"
 #include "counter_store.h"
+#include "mc_server.h"
 #include "ratelimit.h"
 #include "session.h"
 
@@ -1071,6 +1073,296 @@ test_many_recipients(void **state)
 	config_release(cfg);
 }
 
+/* ---- count = "distinct" and the global key --------------------------------- */
+
+static const char *distinct_rules =
+    "trusted_networks = [ ];\n"
+    "ratelimit: { rules = (\n"
+    "  { name = \"hrp\"; key = [ \"client_ip\" ]; count = \"distinct\"; distinct = \"helo\";\n"
+    "    limits = [ \"3/1m\" ]; },\n"
+    "  { name = \"dict\"; key = [ \"client_ip\" ]; count = \"distinct\"; distinct = \"recipient\";\n"
+    "    limits = [ \"4/1h\" ]; action = \"reject\"; },\n"
+    "  { name = \"site\"; key = [ ]; count = \"messages\"; limits = [ \"2/1h\" ]; }\n"
+    "); };\n";
+
+/* The rules above, counted in memcached on port (0: in process), under a key prefix of this run. */
+static struct config *
+distinct_config(unsigned port)
+{
+	char text[2048];
+
+	snprintf(text, sizeof(text),
+		 "memcached: { servers = [ %s%s%.0u%s ]; key_prefix = \"d%d:\"; };\n%s",
+		 port ? "\"127.0.0.1" : "", port ? ":" : "", port, port ? "\"" : "",
+		 (int)getpid(), distinct_rules);
+	return load_text(text);
+}
+
+/* The count of rule's counter for key in the window of its first limit at now_ms. */
+static uint64_t
+count_at(const struct config *cfg, size_t rule, const struct rate_value *key, uint64_t now_ms)
+{
+	const struct rate_rule *r = &cfg->ratelimit.rules[rule];
+	struct rate_window w;
+	char name[COUNTER_KEY_MAX + 1];
+	uint64_t v = 99999;
+
+	ratelimit_window(now_ms, r->limits.items[0].period, &w);
+	ratelimit_key_name(name, sizeof(name), cfg->memcached.key_prefix, r->name,
+			   r->limits.items[0].period, w.index, key->digest);
+	assert_true(ratelimit_peek(name, cfg->memcached.servers.count == 0, &v));
+	return v;
+}
+
+/* Charge rule 0 (hrp) of cfg for session s greeting with helo at now_ms, keeping it if over. */
+static enum rate_outcome
+charge_helo_kept(const struct config *cfg, struct session *s, const char *helo, uint64_t now_ms,
+		 bool keep_over)
+{
+	const struct rate_rule *rule = &cfg->ratelimit.rules[0];
+	struct rate_value key;
+	uint8_t value[RATELIMIT_DIGEST_SIZE];
+	const struct rate_limit *over;
+
+	session_set_helo(s, helo);
+	assert_true(check_ratelimit_key(rule, s, &key));
+	assert_true(check_ratelimit_distinct(rule, s, &key, value));
+	return ratelimit_charge_distinct(cfg, 0, &rule->limits, &key, value, now_ms, keep_over,
+					 &over);
+}
+
+/* Charge rule 0 (hrp) of cfg for session s greeting with helo at now_ms. */
+static enum rate_outcome
+charge_helo(const struct config *cfg, struct session *s, const char *helo, uint64_t now_ms)
+{
+	return charge_helo_kept(cfg, s, helo, now_ms, false);
+}
+
+/*
+ * The window arithmetic of count = "distinct" (limit 3 a minute): a new
+ * value counts, a repeat does not, a new value over the limit is refused
+ * and stays new, the previous window weighs in, and fresh windows start
+ * afresh.
+ */
+static void
+distinct_arithmetic(struct config *cfg)
+{
+	static const struct {
+		uint64_t at_ms;	       /* after a minute boundary */
+		const char *helo;
+		enum rate_outcome outcome;
+		uint64_t count;	       /* the counter of the window then */
+	} steps[] = {
+		{1000, "a.example", RATE_ADMIT, 1},
+		{2000, "A.Example", RATE_ADMIT, 1}, /* a repeat, in any case: not counted */
+		{3000, "b.example", RATE_ADMIT, 2},
+		{4000, "c.example", RATE_ADMIT, 3},
+		/* A fourth value is over: refused, not counted, and still new when it comes again. */
+		{5000, "d.example", RATE_OVER, 3},
+		{6000, "d.example", RATE_OVER, 3},
+		{7000, "b.example", RATE_ADMIT, 3}, /* the values counted still pass */
+		/* Next window: the 3 weigh in full at first, so even a known value is over ... */
+		{60001, "a.example", RATE_OVER, 0},
+		/* ... half way, one value fits (1 + 3/2 <= 3), a second does not (2 + 3/2 > 3) ... */
+		{90000, "a.example", RATE_ADMIT, 1},
+		{90001, "a.example", RATE_ADMIT, 1},
+		{90002, "e.example", RATE_OVER, 1},
+		/* ... and two windows on, 3 new values again, the fourth over. */
+		{240000, "a.example", RATE_ADMIT, 1},
+		{240000, "b.example", RATE_ADMIT, 2},
+		{240000, "d.example", RATE_ADMIT, 3},
+		{240000, "e.example", RATE_OVER, 3},
+	};
+	uint64_t base = 1700000040000ULL; /* a minute boundary */
+	struct session *s;
+	struct rate_value key;
+
+	assert_non_null(cfg);
+	assert_true(ratelimit_start(cfg));
+	config_hold(cfg);
+	s = session_with(cfg, "192.0.2.60", "<d@example.net>", NULL);
+	session_set_helo(s, "a.example");
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &key));
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		uint64_t now = base + steps[i].at_ms;
+
+		if (charge_helo(cfg, s, steps[i].helo, now) != steps[i].outcome ||
+		    count_at(cfg, 0, &key, now) != steps[i].count)
+			fail_msg("step %zu (%s at +%llu ms): not %s with a count of %llu", i,
+				 steps[i].helo, (unsigned long long)steps[i].at_ms,
+				 steps[i].outcome == RATE_ADMIT ? "admitted" : "refused",
+				 (unsigned long long)steps[i].count);
+	}
+	/*
+	 * Kept over (hold, warn): a fourth value is counted although over, and
+	 * then even a repeat is over while the count is.
+	 */
+	session_set_helo(s, "a.example");
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], s, &key));
+	base += 600000;
+	assert_int_equal(charge_helo_kept(cfg, s, "a.example", base, true), RATE_ADMIT);
+	assert_int_equal(charge_helo_kept(cfg, s, "a.example", base, true), RATE_ADMIT);
+	assert_int_equal(charge_helo_kept(cfg, s, "b.example", base, true), RATE_ADMIT);
+	assert_int_equal(charge_helo_kept(cfg, s, "c.example", base, true), RATE_ADMIT);
+	assert_int_equal(charge_helo_kept(cfg, s, "d.example", base, true), RATE_OVER);
+	assert_int_equal(count_at(cfg, 0, &key, base), 4);
+	assert_int_equal(charge_helo_kept(cfg, s, "a.example", base, true), RATE_OVER);
+	assert_int_equal(charge_helo_kept(cfg, s, "d.example", base, true), RATE_OVER);
+	assert_int_equal(count_at(cfg, 0, &key, base), 4);
+	session_close(s);
+	ratelimit_stop();
+	config_release(cfg);
+}
+
+/*
+ * Through the check: distinct recipients at RCPT (a repeat passes, the
+ * fifth new one gets the rule's reply, an aborted transaction gives
+ * nothing back), distinct HELOs at MAIL, and the global key shared by
+ * every client, shown as "*".
+ */
+static void
+distinct_check(struct config *cfg)
+{
+	struct session *s, *t;
+	struct verdict v;
+	struct rate_value k;
+	char rcpt[64];
+
+	assert_non_null(cfg);
+	assert_true(ratelimit_start(cfg));
+	config_hold(cfg);
+	s = session_with(cfg, "192.0.2.61", "<c@example.net>", NULL);
+	session_set_helo(s, "one.example");
+	for (int i = 0; i < 4; i++) {
+		snprintf(rcpt, sizeof(rcpt), "<u%d@example.org>", i);
+		field_set(&s->tx.rcpt, rcpt);
+		assert_int_equal(run(s, STAGE_RCPT).kind, VERDICT_DUNNO);
+		assert_int_equal(run(s, STAGE_RCPT).kind, VERDICT_DUNNO); /* the same again */
+	}
+	field_set(&s->tx.rcpt, "<u9@example.org>");
+	v = run(s, STAGE_RCPT);
+	assert_int_equal(v.kind, VERDICT_REFUSE);
+	assert_string_equal(v.reply.code, "550");
+	assert_string_equal(v.reply.text, "<192.0.2.61>: Rate limit \"dict\" exceeded, try again later");
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[1], s, &k));
+	check_ratelimit.end(s, rl(s), false);
+	assert_int_equal(count_at(cfg, 1, &k, ratelimit_now_ms()), 4);
+	field_set(&s->tx.rcpt, "<u0@example.org>");
+	assert_int_equal(run(s, STAGE_RCPT).kind, VERDICT_DUNNO);
+
+	/* The global key: two messages from two clients, then a third is refused for "*". */
+	assert_int_equal(run(s, STAGE_MAIL).kind, VERDICT_DUNNO);
+	check_ratelimit.end(s, rl(s), true);
+	config_hold(cfg); /* a session takes a reference over */
+	t = session_with(cfg, "198.51.100.62", "<other@example.com>", NULL);
+	session_set_helo(t, "two.example");
+	assert_int_equal(run(t, STAGE_MAIL).kind, VERDICT_DUNNO);
+	check_ratelimit.end(t, rl(t), true);
+	v = run(t, STAGE_MAIL);
+	assert_int_equal(v.kind, VERDICT_REFUSE);
+	assert_string_equal(v.reply.code, "450");
+	assert_string_equal(v.reply.text, "<*>: Rate limit \"site\" exceeded, try again later");
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[2], t, &k));
+	assert_string_equal(k.text, "*");
+	assert_int_equal(count_at(cfg, 2, &k, ratelimit_now_ms()), 2);
+	/* The HELOs of both clients were counted at MAIL, each for its own client. */
+	assert_true(check_ratelimit_key(&cfg->ratelimit.rules[0], t, &k));
+	assert_int_equal(count_at(cfg, 0, &k, ratelimit_now_ms()), 1);
+	session_close(t);
+	session_close(s);
+	ratelimit_stop();
+	config_release(cfg);
+}
+
+/* Threads racing with distinct values of one key. */
+struct distinct_racer {
+	const struct config *cfg;
+	int first, step, total; /* values first, first + step, ... below total */
+	uint64_t now;
+	int admitted;
+};
+
+static void *
+distinct_racer_main(void *arg)
+{
+	struct distinct_racer *r = arg;
+	struct session *s;
+	char helo[64];
+
+	config_hold((struct config *)r->cfg); /* the session takes it over */
+	s = session_with((struct config *)r->cfg, "192.0.2.63", "<r@example.net>", NULL);
+
+	for (int i = r->first; i < r->total; i += r->step) {
+		snprintf(helo, sizeof(helo), "h%d.example", i);
+		if (charge_helo(r->cfg, s, helo, r->now) == RATE_ADMIT)
+			r->admitted++;
+	}
+	session_close(s);
+	return NULL;
+}
+
+/* 16 threads, 3 + 37 distinct values once each: exactly 3 admitted; then all again: the same 3. */
+static void
+distinct_threads(struct config *cfg)
+{
+	struct distinct_racer r[16];
+	pthread_t t[16];
+	int total = 0;
+
+	assert_non_null(cfg);
+	assert_true(ratelimit_start(cfg));
+	for (int round = 0; round < 2; round++) {
+		total = 0;
+		for (int i = 0; i < 16; i++) {
+			r[i] = (struct distinct_racer){cfg, i, 16, 40, 1700000001000ULL, 0};
+			assert_int_equal(pthread_create(&t[i], NULL, distinct_racer_main, &r[i]), 0);
+		}
+		for (int i = 0; i < 16; i++) {
+			pthread_join(t[i], NULL);
+			total += r[i].admitted;
+		}
+		assert_int_equal(total, 3);
+	}
+	ratelimit_stop();
+	config_release(cfg);
+}
+
+static void
+test_distinct_memory(void **state)
+{
+	(void)state;
+	distinct_arithmetic(distinct_config(0));
+	distinct_check(distinct_config(0));
+	distinct_threads(distinct_config(0));
+}
+
+static void
+test_distinct_memcached(void **state)
+{
+	unsigned port = ((struct mc_fixture *)*state)->port;
+
+	distinct_arithmetic(distinct_config(port));
+	distinct_check(distinct_config(port));
+	distinct_threads(distinct_config(port));
+}
+
+/* The store's add: created once, EXISTS after, and again once expired or deleted. */
+static void
+test_memory_store_add(void **state)
+{
+	struct counter_store *cs = counter_store_memory_create(64, fake_clock);
+
+	(void)state;
+	assert_non_null(cs);
+	assert_int_equal(counter_store_add(cs, "m", 1, 10), STORE_OK);
+	assert_int_equal(counter_store_add(cs, "m", 1, 10), STORE_EXISTS);
+	fake_now += 10000;
+	assert_int_equal(counter_store_add(cs, "m", 1, 10), STORE_OK);
+	assert_int_equal(counter_store_del(cs, "m", 1), STORE_OK);
+	assert_int_equal(counter_store_add(cs, "m", 1, 10), STORE_OK);
+	counter_store_destroy(cs);
+}
+
 int
 main(void)
 {
@@ -1097,6 +1389,9 @@ main(void)
 	    cmocka_unit_test(test_store_errors),
 	    cmocka_unit_test(test_reload),
 	    cmocka_unit_test(test_many_recipients),
+	    cmocka_unit_test(test_memory_store_add),
+	    cmocka_unit_test(test_distinct_memory),
+	    cmocka_unit_test_setup_teardown(test_distinct_memcached, mc_fixture_setup, mc_fixture_teardown),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);

@@ -13,6 +13,9 @@ Subcommands (every network wait is bounded by --timeout):
   burst    N concurrent sessions on each milter port, all started together,
            sending MAIL FROM with one sender until E events were sent;
            prints admitted=, refused=, and each distinct refusal text.
+  distinct like burst, but event N shows a new value from one client
+           address: HELO N (a session each, counted at MAIL) or
+           recipient N (RCPTs of one transaction per session).
   key      print the memcached key of a rule for the current window.
   hostile  sessions whose addresses, HELO and SASL user hold spaces, CR/LF,
            '%', NUL and 1 KiB strings; prints how each step was answered.
@@ -86,9 +89,14 @@ def cmd_session(o):
     m.quit()
 
 
-def cmd_burst(o):
+def run_burst(o, begin, event, end):
+    """--sessions workers on each of --ports, all started together: each
+    begins its session (begin(i, port) -> state), then takes numbered
+    events until --events were taken (event(state, n) -> None when
+    admitted, else the refusal's "CODE TEXT"), then ends (end(state)).
+    Prints admitted=, refused=, errors= and each distinct refusal text."""
     ports = [int(p) for p in o.ports.split(",")]
-    tickets = [o.events]
+    tickets = [0]
     lock = threading.Lock()
     results = {"admitted": 0, "refused": 0, "errors": 0, "texts": set()}
     nthreads = o.sessions * len(ports)
@@ -96,46 +104,41 @@ def cmd_burst(o):
 
     def take():
         with lock:
-            if tickets[0] <= 0:
-                return False
-            tickets[0] -= 1
-            return True
+            if tickets[0] >= o.events:
+                return None
+            tickets[0] += 1
+            return tickets[0] - 1
+
+    def failed(i, e):
+        with lock:
+            results["errors"] += 1
+        print("# session %d: %s" % (i, e), file=sys.stderr)
 
     def worker(i, port):
         try:
-            m = open_milter(port, o.timeout)
-            m.connect(addr=("192.0.2.%d" % (i % 250 + 1)).encode())
-            m.helo(b"client.example.net")
+            state = begin(i, port)
         except (OSError, MilterError) as e:
-            with lock:
-                results["errors"] += 1
-            print("# session %d: %s" % (i, e), file=sys.stderr)
+            failed(i, e)
             barrier.abort()
             return
         try:
             barrier.wait()
         except threading.BrokenBarrierError:
-            m.close()
             return
         try:
-            while take():
-                r = m.mail(o.sender.encode())
-                if r.code == "c":
-                    m.rcpt(b"<rcpt@example.org>")
-                    if m.data().code != "a":
-                        m.eom()
-                    with lock:
+            n = take()
+            while n is not None:
+                text = event(state, n)
+                with lock:
+                    if text is None:
                         results["admitted"] += 1
-                else:
-                    m.abort()
-                    with lock:
+                    else:
                         results["refused"] += 1
-                        results["texts"].add("%s %s" % (r.code, r.text))
-            m.quit()
+                        results["texts"].add(text)
+                n = take()
+            end(state)
         except (OSError, MilterError) as e:
-            with lock:
-                results["errors"] += 1
-            print("# session %d: %s" % (i, e), file=sys.stderr)
+            failed(i, e)
 
     threads = [threading.Thread(target=worker, args=(i, ports[i % len(ports)]))
                for i in range(nthreads)]
@@ -150,10 +153,70 @@ def cmd_burst(o):
         print("text=%s" % t)
 
 
+def greeted(port, o, addr, helo):
+    """A milter session past HELO."""
+    m = open_milter(port, o.timeout)
+    m.connect(addr=addr)
+    m.helo(helo)
+    return m
+
+
+def transaction(m, sender):
+    """MAIL, and when it is let through one RCPT and DATA: None, else the refusal."""
+    r = m.mail(sender)
+    if r.code != "c":
+        m.abort()
+        return "%s %s" % (r.code, r.text)
+    m.rcpt(b"<rcpt@example.org>")
+    if m.data().code != "a":
+        m.eom()
+    return None
+
+
+def cmd_burst(o):
+    def begin(i, port):
+        return greeted(port, o, ("192.0.2.%d" % (i % 250 + 1)).encode(), b"client.example.net")
+
+    run_burst(o, begin, lambda m, n: transaction(m, o.sender.encode()), lambda m: m.quit())
+
+
+def cmd_distinct(o):
+    """Event n shows value n of --field: HELO "hN-TAG.example" (a session of
+    its own, counted at MAIL) or recipient "<uN-TAG@example.org>" (one RCPT
+    of the worker's transaction), all from --ip."""
+    tag, addr, sender = o.tag, o.ip.encode(), o.sender.encode()
+
+    def helo_event(port, n):
+        m = greeted(port, o, addr, ("h%d-%s.example" % (n, tag)).encode())
+        text = transaction(m, sender)
+        m.quit()
+        return text
+
+    def rcpt_begin(i, port):
+        m = greeted(port, o, addr, b"client.example.net")
+        r = m.mail(sender)
+        if r.code != "c":
+            raise MilterError("MAIL refused: %s %s" % (r.code, r.text))
+        return m
+
+    def rcpt_event(m, n):
+        r = m.rcpt(("<u%d-%s@example.org>" % (n, tag)).encode())
+        return None if r.code == "c" else "%s %s" % (r.code, r.text)
+
+    def rcpt_end(m):
+        m.abort()
+        m.quit()
+
+    if o.field == "helo":
+        run_burst(o, lambda i, port: port, helo_event, lambda port: None)
+    else:
+        run_burst(o, rcpt_begin, rcpt_event, rcpt_end)
+
+
 def key_value(parts):
     """The digest input of ratelimit.h: NAME:LENGTH:VALUE for each part, in order."""
     order = ["client_ip", "sender", "sender_domain", "sasl_user", "recipient",
-             "recipient_domain", "helo"]
+             "recipient_domain", "helo", "global"]  # global: key = [ ], "global="
     kv = dict(p.split("=", 1) for p in parts)
     out = b""
     for name in order:
@@ -221,6 +284,15 @@ def main():
     b.add_argument("--events", type=int, required=True)
     b.add_argument("--sender", required=True)
     b.add_argument("--timeout", type=float, default=20)
+    d = sub.add_parser("distinct")
+    d.add_argument("--ports", required=True)
+    d.add_argument("--sessions", type=int, default=16)
+    d.add_argument("--events", type=int, required=True)
+    d.add_argument("--field", choices=["helo", "recipient"], required=True)
+    d.add_argument("--ip", required=True)
+    d.add_argument("--tag", required=True)
+    d.add_argument("--sender", default="<distinct@example.net>")
+    d.add_argument("--timeout", type=float, default=20)
     k = sub.add_parser("key")
     k.add_argument("--prefix", default="mxgate:")
     k.add_argument("--rule", required=True)
@@ -233,7 +305,8 @@ def main():
     h.add_argument("--port", type=int, required=True)
     h.add_argument("--timeout", type=float, default=10)
     o = ap.parse_args()
-    {"session": cmd_session, "burst": cmd_burst, "key": cmd_key, "hostile": cmd_hostile}[o.cmd](o)
+    {"session": cmd_session, "burst": cmd_burst, "distinct": cmd_distinct, "key": cmd_key,
+     "hostile": cmd_hostile}[o.cmd](o)
 
 
 if __name__ == "__main__":
