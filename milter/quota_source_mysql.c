@@ -293,12 +293,12 @@ static enum conn_result
 server_lookup(struct mysql_source *ms, struct mysql_endpoint *ep, struct lookup *lk,
 	      uint64_t deadline)
 {
-	uint64_t t0 = clock_us();
+	uint64_t t0 = clock_us(), now = clock_ms();
 	enum conn_result r = CONN_BROKEN;
 	struct mysql_conn *c;
 	bool	reused;
 
-	lk->budget_ms = (unsigned)(deadline - clock_ms());
+	lk->budget_ms = deadline > now ? (unsigned)(deadline - now) : 0;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if ((c = pool_take(ms, ep)) == NULL) {
 			snprintf(lk->error, sizeof(lk->error), "out of memory");

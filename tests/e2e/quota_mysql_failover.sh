@@ -19,6 +19,8 @@
 #      RCPT latency (max and mean) after the freeze is measured and
 #      reported; no RCPT waits the whole mysql.timeout_ms (the first
 #      server's share is half of it).  Thawed, the lookups go back to it.
+#   4. a reload (SIGUSR1) with the list reversed: the source is opened
+#      again and the new first server answers alone.
 # TAP on stdout; exit 0 after the results, 99 when the harness cannot run.
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.sh"
@@ -127,15 +129,18 @@ rcpts() {
 counts() {
     echo "$(mdb_status "$db1" Com_stmt_execute) $(mdb_status "$db2" Com_stmt_execute)"
 }
-# serves_first N: N RCPTs are answered and only the first server ran statements.
-# Sets d1 and d2 to the two counters' increase.
+# serves_first N [WHICH]: N RCPTs are answered and only server WHICH (1,
+# the default, or 2) ran statements.  Sets d1 and d2 to the two counters'
+# increase.
 serves_first() {
-    local before after ok
+    local before after ok mine other
     read -r -a before <<<"$(counts)"
     ok=$(rcpts "$1")
     read -r -a after <<<"$(counts)"
     d1=$((after[0] - before[0])) d2=$((after[1] - before[1]))
-    [[ $ok == "$1" ]] && ((d1 >= $1 && d2 == 0))
+    mine=$d1 other=$d2
+    [[ ${2:-1} == 2 ]] && mine=$d2 other=$d1
+    [[ $ok == "$1" ]] && ((mine >= $1 && other == 0))
 }
 # back_to_first: poll (one RCPT every 0.3 s, at most 12 s: the breaker's
 # 5 s and a probe) until the first server runs statements again, then
@@ -223,6 +228,13 @@ back_to_first
 st=$?
 tap_result $st "thawed: lookups go back to the first server within $secs s (first +$d1, second +$d2 statements for 10 RCPTs)"
 tap_result "$([[ $(breakers) == "closed closed" ]]; echo $?)" "mxgatectl status: both breakers closed again"
+
+# ---- 4. a reload that reverses the list -------------------------------------------
+sed -i "s/servers = \[ \"$s1\", \"$s2\" \]/servers = [ \"$s2\", \"$s1\" ]/" "$work/mxgate.conf"
+kill -USR1 "$daemon"
+wait_for 'grep -q "quota: now using the mysql source" "$log"' 10
+serves_first 10 2
+tap_result $? "reload with the list reversed: the new first server alone answers (first +$d2, second +$d1 statements for 10 RCPTs)"
 
 tap_result "$(! grep -q "Temporary lookup failure" "$log"; echo $?)" "no lookup was answered with a tempfail"
 mxgate_stop_check "$daemon" "$log" "the daemon"
