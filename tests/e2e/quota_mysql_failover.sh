@@ -21,13 +21,17 @@
 #      server's share is half of it).  Thawed, the lookups go back to it.
 #   4. a reload (SIGUSR1) with the list reversed: the source is opened
 #      again and the new first server answers alone.
+#   5. the source alone (tests/e2e/quota_mysql_probe): an "[IPv6]:port"
+#      entry where no server listens is passed over for the next one.
 # TAP on stdout; exit 0 after the results, 99 when the harness cannot run.
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.sh"
 . "$here/lib/mariadb.sh"
 MXGATECTL=${MXGATECTL:-$abs_top_builddir/mxgatectl}
+PROBE=${PROBE:-$abs_top_builddir/tests/e2e/quota_mysql_probe}
 
 [ -x "$MXGATECTL" ] || bail "no mxgatectl at $MXGATECTL"
+[ -x "$PROBE" ] || bail "no probe at $PROBE (make check builds it)"
 mdb_preflight "MariaDB"
 
 TIMEOUT_MS=1000
@@ -235,6 +239,18 @@ kill -USR1 "$daemon"
 wait_for 'grep -q "quota: now using the mysql source" "$log"' 10
 serves_first 10 2
 tap_result $? "reload with the list reversed: the new first server alone answers (first +$d2, second +$d1 statements for 10 RCPTs)"
+
+# ---- 5. an [IPv6]:port entry with no server behind it ------------------------------
+dead=$(mdb_free_port) || bail "no free port"
+{
+    echo "quota: { maildir_root = \"$vmail\"; };"
+    mdb_mysql_group "\"[::1]:$dead\", \"$s2\"" "$password" "$TIMEOUT_MS"
+} >"$work/probe.conf"
+got=$(echo "mailbox bob@example.org" | timeout 20 "$PROBE" -c "$work/probe.conf" 2>"$work/probe.log")
+[[ $got == "OK "*" quota=10485760\\x20maildir=$vmail/example.org/bob/" ]] &&
+    grep -q "mysql: \[::1\]:$dead: quota_query: .*; trying the next server" "$work/probe.log"
+tap_result $? "servers = [ \"[::1]:$dead\" (nothing there), \"$s2\" ]: the second answers ($got)" ||
+    tap_diag "$(cat "$work/probe.log")"
 
 tap_result "$(! grep -q "Temporary lookup failure" "$log"; echo $?)" "no lookup was answered with a tempfail"
 mxgate_stop_check "$daemon" "$log" "the daemon"
