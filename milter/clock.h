@@ -28,6 +28,19 @@ clock_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/*
+ * The deadline of the first of parts attempts that share what is left of
+ * deadline equally: a slow first one leaves the others their share.  The
+ * last (parts == 1) gets all that is left.  Pure.
+ */
+static inline uint64_t
+clock_share(uint64_t now, uint64_t deadline, unsigned parts)
+{
+	if (now >= deadline)
+		return deadline;
+	return now + (deadline - now) / (parts > 0 ? parts : 1);
+}
+
 /* The CLOCK_MONOTONIC time ms milliseconds from now, for pthread_cond_timedwait and poll deadlines. */
 static inline struct timespec
 clock_after_ms(uint64_t ms)

@@ -34,6 +34,7 @@
 #include "milter_socket.h"
 #include "ratelimit_config.h"
 #include "reply.h"
+#include "server_addr.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -161,6 +162,7 @@ static const struct key_spec mysql_keys[] = {
 	KEY_STRING("host", mysql.host, ""),
 	KEY_NUM("port", KT_UINT, mysql.port, 1, 65535, 3306),
 	KEY_STRING("socket", mysql.socket, ""),
+	KEY_LIST("servers", KT_STRLIST, mysql.servers, NULL),
 	KEY_STRING("user", mysql.user, ""),
 	KEY_STRING("password", mysql.password, ""),
 	KEY_STRING("database", mysql.database, ""),
@@ -173,6 +175,21 @@ static const struct key_spec mysql_keys[] = {
 		   "SELECT target_domain FROM alias_domain WHERE alias_domain = ? AND active = 1"),
 	KEY_END,
 };
+
+/* Each entry of servers is one server_addr.h form; servers replaces host and socket. */
+static void
+mysql_servers_check(struct loader *ld, const config_t *cf, const struct config *cfg)
+{
+	const config_setting_t *where = config_lookup(cf, "mysql.servers");
+	struct server_addr addr;
+
+	for (size_t i = 0; i < cfg->mysql.servers.count; i++)
+		if (!server_addr_parse(cfg->mysql.servers.items[i], &addr))
+			loader_error(ld, where, "servers: \"%s\" is not host:port (port 1-65535), "
+				     "[IPv6]:port or unix:/absolute/path", cfg->mysql.servers.items[i]);
+	if (cfg->mysql.servers.count > 0 && (cfg->mysql.host[0] || cfg->mysql.socket[0]))
+		loader_error(ld, where, "servers: set either servers or host/socket, not both");
+}
 
 /* Each query takes the one address it is asked about; a server needs a user. */
 static void
@@ -188,8 +205,11 @@ mysql_check(struct loader *ld, const config_t *cf, const struct config *cfg)
 			loader_error(ld, config_lookup(cf, qnames[i]),
 				     "%s: needs exactly one '?' placeholder", qnames[i] + 6);
 	}
-	if (cfg->mysql.user[0] == '\0' && (cfg->mysql.host[0] || cfg->mysql.socket[0]))
-		loader_error(ld, config_lookup(cf, "mysql"), "mysql: host or socket is set but user is empty");
+	mysql_servers_check(ld, cf, cfg);
+	if (cfg->mysql.user[0] == '\0' &&
+	    (cfg->mysql.host[0] || cfg->mysql.socket[0] || cfg->mysql.servers.count > 0))
+		loader_error(ld, config_lookup(cf, "mysql"),
+			     "mysql: host, socket or servers is set but user is empty");
 }
 
 static const struct key_spec helo_keys[] = {

@@ -269,29 +269,21 @@ status_server(struct emit *e, const struct stats_snapshot *s, const char *backen
 	emit_close(e);
 }
 
-/* Each memcached server the rate limits use, and the SQL server of the quotas. */
+/* Each memcached server the rate limits use, and the SQL servers of the quotas in order. */
 static void
-status_backends(struct emit *e, const struct config *cfg, const struct stats_snapshot *s)
+status_backends(struct emit *e, const struct stats_snapshot *s)
 {
 	struct ratelimit_status rl;
-	char	server[STATS_NAME_MAX];
-
-	bool	sql = cfg->mysql.host[0] != '\0' || cfg->mysql.socket[0] != '\0';
+	struct source_server sql[STATS_BACKENDS];
+	size_t	nsql = quota_servers(sql, STATS_BACKENDS);
 
 	ratelimit_status(&rl);
 	emit_open(e, "backends", "back ends", '[');
 	for (size_t i = 0; i < rl.nservers; i++)
 		status_server(e, s, "memcached", rl.servers[i].name, rl.servers[i].breaker_open);
-	if (sql) {
-		/* Named as quota_source_mysql.c names its counters. */
-		if (cfg->mysql.socket[0] != '\0')
-			snprintf(server, sizeof(server), "unix:%s", cfg->mysql.socket);
-		else
-			snprintf(server, sizeof(server), "%s:%u", cfg->mysql.host,
-				 cfg->mysql.port ? cfg->mysql.port : 3306);
-		status_server(e, s, "mysql", server, quota_breaker_open());
-	}
-	if (rl.nservers == 0 && !sql && !e->json)
+	for (size_t i = 0; i < nsql; i++)
+		status_server(e, s, "mysql", sql[i].name, sql[i].breaker_open);
+	if (rl.nservers == 0 && nsql == 0 && !e->json)
 		control_printf(e->out, "  (none: counters in process, quotas from maildirs)\n");
 	emit_close(e);
 	emit_open(e, "ratelimit", "rate-limit counters", '{');
@@ -374,7 +366,7 @@ control_cmd_status(int argc, char **argv, bool json, struct control_out *out)
 	status_config(&e, cfg);
 	emit_sessions(&e, s);
 	status_overload(&e);
-	status_backends(&e, cfg, s);
+	status_backends(&e, s);
 	status_quota(&e);
 	emit_end(&e);
 	config_release(cfg);

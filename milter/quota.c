@@ -105,7 +105,8 @@ service_release(struct quota_service *svc)
 static bool
 wants_mysql(const struct config *cfg)
 {
-	return cfg->mysql.host[0] != '\0' || cfg->mysql.socket[0] != '\0';
+	return cfg->mysql.host[0] != '\0' || cfg->mysql.socket[0] != '\0' ||
+	    cfg->mysql.servers.count > 0;
 }
 
 /* Open the source cfg asks for, or wrap src (remote: a server) when given. */
@@ -166,12 +167,25 @@ same(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+/* Two server lists name the same servers in the same order. */
+static bool
+same_list(const struct string_list *a, const struct string_list *b)
+{
+	if (a->count != b->count)
+		return false;
+	for (size_t i = 0; i < a->count; i++)
+		if (!same(a->items[i], b->items[i]))
+			return false;
+	return true;
+}
+
 /* True when the source opened with a would be opened differently with b. */
 static bool
 source_changed(const struct config *a, const struct config *b)
 {
 	return !same(a->mysql.host, b->mysql.host) || !same(a->mysql.socket, b->mysql.socket) ||
-	    a->mysql.port != b->mysql.port || !same(a->mysql.user, b->mysql.user) ||
+	    a->mysql.port != b->mysql.port || !same_list(&a->mysql.servers, &b->mysql.servers) ||
+	    !same(a->mysql.user, b->mysql.user) ||
 	    !same(a->mysql.password, b->mysql.password) ||
 	    !same(a->mysql.database, b->mysql.database) ||
 	    a->mysql.timeout_ms != b->mysql.timeout_ms ||
@@ -251,6 +265,20 @@ bool
 quota_breaker_open(void)
 {
 	return breaker_is_open(&breaker);
+}
+
+size_t
+quota_servers(struct source_server *out, size_t max)
+{
+	struct quota_service *svc = service_acquire();
+	size_t	n = 0;
+
+	if (svc != NULL && svc->remote && svc->src->ops->servers != NULL)
+		n = svc->src->ops->servers(svc->src, out, max);
+	for (size_t i = 0; i < n; i++)
+		out[i].breaker_open = out[i].breaker_open || breaker_is_open(&breaker);
+	service_release(svc);
+	return n;
 }
 
 /* ---- the cached source that quota_resolve.c resolves through ------- */

@@ -1,6 +1,6 @@
 /*
  * quota.h - the quota service: which source answers (MariaDB when
- * mysql.host or mysql.socket is set, else maildirs), a bounded cache of
+ * mysql.host, mysql.socket or mysql.servers is set, else maildirs), a bounded cache of
  * what it said, a circuit breaker in front of a server that keeps
  * failing, and the verdict for one recipient.
  *
@@ -128,5 +128,11 @@ void	quota_stats(struct quota_stats *out);
 
 /* True while the breaker in front of a server source (MariaDB) is open. */
 bool	quota_breaker_open(void);
+
+/*
+ * The current source's servers in order into out (at most max), each
+ * shown open while its own breaker or the source's is: 0 for maildirs.
+ */
+size_t	quota_servers(struct source_server *out, size_t max);
 
 #endif

@@ -34,6 +34,12 @@ struct quota_mailbox {
 
 struct quota_source;
 
+/* A server of a source, for mxgatectl status. */
+struct source_server {
+	char	name[128];		/* "host:port", "[v6]:port" or "unix:PATH" */
+	bool	breaker_open;		/* its own breaker (a source with a server list) */
+};
+
 /* alias_domain and alias may be NULL: the source has none (maildir). */
 struct quota_source_ops {
 	const char *name;
@@ -47,6 +53,8 @@ struct quota_source_ops {
 	enum source_status (*mailbox)(struct quota_source *src, const char *address,
 				      struct quota_mailbox *out);
 	void	(*close)(struct quota_source *src);
+	/* Its servers in order into out (at most max); NULL: no server (maildir). */
+	size_t	(*servers)(struct quota_source *src, struct source_server *out, size_t max);
 };
 
 struct quota_source {

@@ -27,8 +27,15 @@
  *    and the one retry) finishes within mysql.timeout_ms: one monotonic
  *    deadline, against which quota_source_mysql_conn.c polls each step of
  *    Connector/C's non-blocking API.
- *  - Connections are opened lazily and pooled: a lookup takes an idle one
- *    (or opens one), uses it alone, and gives it back.  A pooled connection
+ *  - Servers.  mysql.servers lists servers tried in order (else the one
+ *    host/port/socket).  Within the one deadline each server tried gets an
+ *    equal share of what is left (clock_share), so a frozen first server
+ *    leaves the next its time.  Each listed server has its own pool,
+ *    counters and breaker: one that does not answer is skipped for
+ *    SERVER_BREAKER_OPEN_MS, then one lookup probes it and, when it
+ *    answers, the lookups go back to it (see mysql_lookup).
+ *  - Connections are opened lazily and pooled per server: a lookup takes an
+ *    idle one (or opens one), uses it alone, and gives it back.  A pooled connection
  *    that the server dropped (restart, wait_timeout, KILL) fails with "server
  *    has gone away" or "lost connection": the lookup is retried once on a
  *    new connection, so a restart costs no tempfail.
@@ -40,8 +47,9 @@
  * row says, the pool and the retry, the quota_source interface.  How one
  * connection talks to the server is quota_source_mysql_conn.c's.
  *
- * Thread-safety: any number of threads may look up at once; the pool is the
- * only shared state, guarded by a mutex that is never held across I/O.
+ * Thread-safety: any number of threads may look up at once; the pools are
+ * the shared state, guarded by one mutex that is never held across I/O;
+ * the breakers and counters are atomic.
  * close() may be called while lookups are in flight: the source is freed by
  * the last one.  quota_source_mysql_library_init() runs before any thread.
  */
@@ -57,9 +65,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "breaker.h"
 #include "clock.h"
 #include "log.h"
 #include "quota_source_mysql_conn.h"
+#include "server_addr.h"
 #include "stats.h"
 
 #ifndef MARIADB_PACKAGE_VERSION_ID
@@ -67,19 +77,30 @@
 #error "quota_source_mysql.c needs MariaDB Connector/C (libmariadb-dev)"
 #endif
 
-#define MYSQL_IDLE_MAX		32	/* idle connections kept; more are closed on release */
+#define MYSQL_IDLE_MAX		32	/* idle connections kept per server; more are closed on release */
+#define SERVER_BREAKER_FAILURES	1	/* of a server in a list: the next one answers meanwhile */
+#define SERVER_BREAKER_OPEN_MS	5000
+
+/* One server of the list: how to reach it, its idle connections, breaker and counters. */
+struct mysql_endpoint {
+	struct mysql_server server;	/* what each of its connections is opened with */
+	char	name[STATS_NAME_MAX];	/* "host:port", "[v6]:port" or "unix:PATH" */
+	struct mysql_conn *idle;	/* guarded by the source's lock */
+	unsigned nidle;			/* guarded by the source's lock */
+	struct breaker breaker;		/* only with more than one server (see mysql_lookup) */
+	struct stats_backend *stats;	/* its requests (NULL: not counted) */
+};
 
 struct mysql_source {
 	struct quota_source base;
-	struct mysql_server server;	/* what each connection is opened with */
+	struct mysql_endpoint *servers;	/* tried in this order */
+	size_t	nservers;
+	unsigned timeout_ms;		/* one lookup, all servers together */
 	char   *maildir_root;
 
 	pthread_mutex_t lock;
-	struct mysql_conn *idle;	/* guarded by lock */
-	unsigned nidle;			/* guarded by lock */
 	unsigned busy;			/* lookups in flight; guarded by lock */
 	bool	closing;		/* guarded by lock */
-	struct stats_backend *stats;	/* its lookups (NULL: not counted) */
 };
 
 /* ---- keys ----------------------------------------------------------------- */
@@ -160,16 +181,16 @@ is_collation_mix(unsigned err)
  * no row could equal the key.  CONN_OK with no rows is "not found".
  */
 static enum conn_result
-lookup_attempt(struct mysql_source *ms, struct mysql_conn *c, struct lookup *lk,
+lookup_attempt(struct mysql_server *srv, struct mysql_conn *c, struct lookup *lk,
 	       uint64_t deadline)
 {
 	enum conn_result r;
 
-	if ((r = mysql_conn_ready(&ms->server, c, lk, deadline)) != CONN_OK)
+	if ((r = mysql_conn_ready(srv, c, lk, deadline)) != CONN_OK)
 		return r;
 	if (!c->has_key[lk->query] && !key_is_plain(lk->key))
 		return CONN_OK;		/* could only match a look-alike: not found */
-	r = mysql_conn_execute(&ms->server, c, lk, deadline);
+	r = mysql_conn_execute(c, lk, deadline);
 	/*
 	 * "Illegal mix of collations" for a key with non-ASCII characters:
 	 * the key has a character the column's charset cannot hold (a
@@ -181,34 +202,43 @@ lookup_attempt(struct mysql_source *ms, struct mysql_conn *c, struct lookup *lk,
 	return r;
 }
 
-/* ---- the pool and the retry ---------------------------------------------- */
+/* ---- the pool, the retry and the servers in turn ------------------------ */
+
+/* Free one server's settings. */
+static void
+server_free(struct mysql_server *srv)
+{
+	free(srv->host);
+	free(srv->socket);
+	free(srv->user);
+	free(srv->password);
+	free(srv->database);
+	for (int q = 0; q < QUERY_COUNT; q++)
+		free(srv->query[q]);
+}
 
 /* Free the source and its settings (no connection is left by then). */
 static void
 source_free(struct mysql_source *ms)
 {
 	pthread_mutex_destroy(&ms->lock);
-	free(ms->server.host);
-	free(ms->server.socket);
-	free(ms->server.user);
-	free(ms->server.password);
-	free(ms->server.database);
+	for (size_t i = 0; i < ms->nservers; i++)
+		server_free(&ms->servers[i].server);
+	free(ms->servers);
 	free(ms->maildir_root);
-	for (int q = 0; q < QUERY_COUNT; q++)
-		free(ms->server.query[q]);
 	free(ms);
 }
 
-/* An idle connection, or a new unconnected one (NULL when out of memory). */
+/* An idle connection to ep, or a new unconnected one (NULL when out of memory). */
 static struct mysql_conn *
-pool_take(struct mysql_source *ms)
+pool_take(struct mysql_source *ms, struct mysql_endpoint *ep)
 {
 	struct mysql_conn *c;
 
 	pthread_mutex_lock(&ms->lock);
-	if ((c = ms->idle) != NULL) {
-		ms->idle = c->next;
-		ms->nidle--;
+	if ((c = ep->idle) != NULL) {
+		ep->idle = c->next;
+		ep->nidle--;
 	}
 	pthread_mutex_unlock(&ms->lock);
 	if (c == NULL)
@@ -218,15 +248,15 @@ pool_take(struct mysql_source *ms)
 	return c;
 }
 
-/* Give a healthy connection back (or close it when the pool is full or closing). */
+/* Give a healthy connection back to ep (or close it when the pool is full or closing). */
 static void
-pool_give(struct mysql_source *ms, struct mysql_conn *c)
+pool_give(struct mysql_source *ms, struct mysql_endpoint *ep, struct mysql_conn *c)
 {
 	pthread_mutex_lock(&ms->lock);
-	if (!ms->closing && ms->nidle < MYSQL_IDLE_MAX) {
-		c->next = ms->idle;
-		ms->idle = c;
-		ms->nidle++;
+	if (!ms->closing && ep->nidle < MYSQL_IDLE_MAX) {
+		c->next = ep->idle;
+		ep->idle = c;
+		ep->nidle++;
 		c = NULL;
 	}
 	pthread_mutex_unlock(&ms->lock);
@@ -247,55 +277,127 @@ source_leave(struct mysql_source *ms)
 		source_free(ms);
 }
 
-/*
- * Run one lookup with one deadline: an attempt on a pooled connection, and
- * one more on a fresh connection if the server had dropped the pooled one.
- */
-static enum source_status
-mysql_lookup(struct mysql_source *ms, struct lookup *lk)
+/* True when the server did not answer (the next one may): the connection failed. */
+static bool
+is_unreachable(enum conn_result r)
 {
-	uint64_t deadline = clock_ms() + ms->server.timeout_ms, t0 = clock_us();
-	enum source_status st = SOURCE_ERROR;
+	return r == CONN_GONE || r == CONN_BROKEN;
+}
+
+/*
+ * The lookup on one server by deadline: an attempt on a pooled connection,
+ * and one more on a fresh connection if the server had dropped the pooled
+ * one.  Counted in the server's stats; a failure is left in lk->error.
+ */
+static enum conn_result
+server_lookup(struct mysql_source *ms, struct mysql_endpoint *ep, struct lookup *lk,
+	      uint64_t deadline)
+{
+	uint64_t t0 = clock_us(), now = clock_ms();
+	enum conn_result r = CONN_BROKEN;
 	struct mysql_conn *c;
-	enum conn_result r;
 	bool	reused;
 
-	lk->ms = ms;
-	pthread_mutex_lock(&ms->lock);
-	ms->busy++;
-	pthread_mutex_unlock(&ms->lock);
-
+	lk->budget_ms = deadline > now ? (unsigned)(deadline - now) : 0;
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if ((c = pool_take(ms)) == NULL) {
-			log_error("mysql: %s: out of memory", query_shapes[lk->query].name);
+		if ((c = pool_take(ms, ep)) == NULL) {
+			snprintf(lk->error, sizeof(lk->error), "out of memory");
+			r = CONN_BROKEN;
 			break;
 		}
 		reused = c->db != NULL;
 		lk->rows = 0;
 		lk->errnum = 0;
 		lk->error[0] = '\0';
-		r = lookup_attempt(ms, c, lk, deadline);
-		if (r == CONN_OK || r == CONN_BAD_ROW || r == CONN_SQL_ERROR)
-			pool_give(ms, c);
-		else
+		r = lookup_attempt(&ep->server, c, lk, deadline);
+		if (is_unreachable(r))
 			mysql_conn_free(c, true);
-		if (r == CONN_OK) {
-			st = lk->rows > 0 ? SOURCE_OK : SOURCE_NOT_FOUND;
-			break;
-		}
+		else
+			pool_give(ms, ep, c);
 		if (r == CONN_GONE && reused && attempt == 0 && clock_ms() < deadline) {
-			log_debug("mysql: %s: %s; reconnecting", query_shapes[lk->query].name,
-				  lk->error);
+			log_debug("mysql: %s: %s: %s; reconnecting", ep->name,
+				  query_shapes[lk->query].name, lk->error);
 			continue;
 		}
-		log_warning("mysql: %s: %s", query_shapes[lk->query].name, lk->error);
 		break;
 	}
+	stats_backend_request(ep->stats, r != CONN_OK ? STATS_ERROR :
+			      lk->rows > 0 ? STATS_OK : STATS_NOT_FOUND, clock_us() - t0);
+	return r;
+}
+
+/* Feed a listed server's breaker with whether it answered, and log what changed. */
+static void
+server_record(struct mysql_endpoint *ep, bool answered)
+{
+	switch (breaker_record(&ep->breaker, answered)) {
+	case BREAKER_OPENED:
+		log_warning("mysql: server %s does not answer; the next servers are asked for "
+			    "%d s", ep->name, SERVER_BREAKER_OPEN_MS / 1000);
+		break;
+	case BREAKER_CLOSED:
+		log_info("mysql: server %s answers again", ep->name);
+		break;
+	case BREAKER_SAME:
+		break;
+	}
+}
+
+/*
+ * Run one lookup with one deadline (mysql.timeout_ms) over the servers in
+ * order.  Each server tried gets an equal share of what is left, so a
+ * frozen one leaves the next its time; a server that does not answer is
+ * skipped by its breaker for SERVER_BREAKER_OPEN_MS, then probed by one
+ * lookup, which brings the others back to it when it answers.  A server
+ * that answers, even with an SQL error or a bad row, ends the lookup: the
+ * others hold the same data.  With one server there is no breaker here:
+ * the quota service's is that server's (quota.c).
+ */
+static enum source_status
+mysql_lookup(struct mysql_source *ms, struct lookup *lk)
+{
+	uint64_t now = clock_ms(), deadline = now + ms->timeout_ms;
+	enum conn_result r = CONN_BROKEN;
+	bool	listed = ms->nservers > 1, tried = false;
+	const char *last = ms->servers[0].name;
+
+	lk->ms = ms;
+	pthread_mutex_lock(&ms->lock);
+	ms->busy++;
+	pthread_mutex_unlock(&ms->lock);
+
+	for (size_t i = 0; i < ms->nservers && now < deadline; i++, now = clock_ms()) {
+		struct mysql_endpoint *ep = &ms->servers[i];
+
+		if (listed && !breaker_allow(&ep->breaker)) {
+			stats_backend_request(ep->stats, STATS_SKIPPED, 0);
+			continue;
+		}
+		tried = true;
+		last = ep->name;
+		r = server_lookup(ms, ep, lk, clock_share(now, deadline,
+							   (unsigned)(ms->nservers - i)));
+		if (listed)
+			server_record(ep, !is_unreachable(r));
+		if (!is_unreachable(r))
+			break;
+		if (listed && i + 1 < ms->nservers)
+			log_warning("mysql: %s: %s: %s; trying the next server", ep->name,
+				    query_shapes[lk->query].name, lk->error);
+	}
+	if (!tried)
+		snprintf(lk->error, sizeof(lk->error), "every server's circuit breaker is open");
+	if (r != CONN_OK) {
+		if (listed)
+			log_warning("mysql: %s: %s: %s", tried ? last : "no server",
+				    query_shapes[lk->query].name, lk->error);
+		else
+			log_warning("mysql: %s: %s", query_shapes[lk->query].name, lk->error);
+	}
 	source_leave(ms);
-	stats_backend_request(ms->stats, st == SOURCE_OK ? STATS_OK :
-			      st == SOURCE_NOT_FOUND ? STATS_NOT_FOUND : STATS_ERROR,
-			      clock_us() - t0);
-	return st;
+	if (r != CONN_OK)
+		return SOURCE_ERROR;
+	return lk->rows > 0 ? SOURCE_OK : SOURCE_NOT_FOUND;
 }
 
 /* ---- rows ----------------------------------------------------------------- */
@@ -505,7 +607,7 @@ static void
 mysql_source_close(struct quota_source *src)
 {
 	struct mysql_source *ms;
-	struct mysql_conn *list, *next;
+	struct mysql_conn *list = NULL, *next;
 	bool	now;
 
 	if (src == NULL)
@@ -513,9 +615,17 @@ mysql_source_close(struct quota_source *src)
 	ms = src->state;
 	pthread_mutex_lock(&ms->lock);
 	ms->closing = true;
-	list = ms->idle;
-	ms->idle = NULL;
-	ms->nidle = 0;
+	for (size_t i = 0; i < ms->nservers; i++) {
+		struct mysql_endpoint *ep = &ms->servers[i];
+
+		while (ep->idle != NULL) {
+			next = ep->idle->next;
+			ep->idle->next = list;
+			list = ep->idle;
+			ep->idle = next;
+		}
+		ep->nidle = 0;
+	}
 	now = ms->busy == 0;
 	pthread_mutex_unlock(&ms->lock);
 	for (; list != NULL; list = next) {
@@ -526,58 +636,107 @@ mysql_source_close(struct quota_source *src)
 		source_free(ms);
 }
 
+/* quota_source_ops.servers: each server in order, with its breaker. */
+static size_t
+mysql_source_servers(struct quota_source *src, struct source_server *out, size_t max)
+{
+	struct mysql_source *ms = src->state;
+	size_t	n = 0;
+
+	for (; n < ms->nservers && n < max; n++) {
+		snprintf(out[n].name, sizeof(out[n].name), "%s", ms->servers[n].name);
+		out[n].breaker_open = breaker_is_open(&ms->servers[n].breaker);
+	}
+	return n;
+}
+
 static const struct quota_source_ops mysql_ops = {
 	.name = "mysql", .alias_domain = mysql_alias_domain, .alias = mysql_alias,
-	.mailbox = mysql_mailbox, .close = mysql_source_close,
+	.mailbox = mysql_mailbox, .close = mysql_source_close, .servers = mysql_source_servers,
 };
 
-/* The counters of the server srv names: "host:port" or the socket's path. */
-static struct stats_backend *
-mysql_stats_slot(const struct mysql_server *srv)
+/*
+ * Set up ep for the server at host:port or socket (one of them empty),
+ * with cfg's account, queries and the name its counters go by.
+ */
+static bool
+server_init(struct mysql_endpoint *ep, const struct config *cfg, const char *host,
+	    unsigned port, const char *socket, const char *name)
 {
+	struct mysql_server *srv = &ep->server;
+
+	srv->host = strdup(host);
+	srv->socket = strdup(socket);
+	srv->user = strdup(cfg->mysql.user);
+	srv->password = strdup(cfg->mysql.password);
+	srv->database = strdup(cfg->mysql.database);
+	srv->query[QUERY_MAILBOX] = strdup(cfg->mysql.quota_query);
+	srv->query[QUERY_ALIAS] = strdup(cfg->mysql.alias_query);
+	srv->query[QUERY_ALIAS_DOMAIN] = strdup(cfg->mysql.alias_domain_query);
+	srv->port = port;
+	srv->timeout_ms = cfg->mysql.timeout_ms ? cfg->mysql.timeout_ms : 1000;
+	for (int q = 0; q < QUERY_COUNT; q++)
+		atomic_init(&srv->warned_no_key[q], false);
+	snprintf(ep->name, sizeof(ep->name), "%s", name);
+	breaker_init(&ep->breaker, SERVER_BREAKER_FAILURES, SERVER_BREAKER_OPEN_MS);
+	ep->stats = stats_backend_slot("mysql", ep->name);
+	return srv->host && srv->socket && srv->user && srv->password && srv->database &&
+	    srv->query[0] && srv->query[1] && srv->query[2];
+}
+
+/* Every server cfg names: mysql.servers in order, or the one host/port/socket. */
+static bool
+servers_init(struct mysql_source *ms, const struct config *cfg)
+{
+	const struct string_list *list = &cfg->mysql.servers;
 	char	name[STATS_NAME_MAX];
 
-	if (srv->socket[0] != '\0')
-		snprintf(name, sizeof(name), "unix:%s", srv->socket);
-	else
-		snprintf(name, sizeof(name), "%s:%u", srv->host, srv->port ? srv->port : 3306);
-	return stats_backend_slot("mysql", name);
+	ms->nservers = list->count > 0 ? list->count : 1;
+	if ((ms->servers = calloc(ms->nservers, sizeof(*ms->servers))) == NULL) {
+		ms->nservers = 0;
+		return false;
+	}
+	if (list->count == 0) {
+		/* Named as before the list existed: "host:port" or "unix:PATH". */
+		if (cfg->mysql.socket[0] != '\0')
+			snprintf(name, sizeof(name), "unix:%s", cfg->mysql.socket);
+		else
+			snprintf(name, sizeof(name), "%s:%u", cfg->mysql.host,
+				 cfg->mysql.port ? cfg->mysql.port : 3306);
+		return server_init(&ms->servers[0], cfg, cfg->mysql.host, cfg->mysql.port,
+				   cfg->mysql.socket, name);
+	}
+	for (size_t i = 0; i < list->count; i++) {
+		struct server_addr addr;
+
+		/* The configuration check has parsed every entry already. */
+		if (!server_addr_parse(list->items[i], &addr) ||
+		    !server_init(&ms->servers[i], cfg, addr.host, addr.port, addr.socket,
+				 list->items[i]))
+			return false;
+	}
+	return true;
 }
 
 struct quota_source *
 quota_source_mysql_open(const struct config *cfg)
 {
 	struct mysql_source *ms = calloc(1, sizeof(*ms));
-	struct mysql_server *srv;
 
 	if (ms == NULL)
 		return NULL;
-	srv = &ms->server;
 	if (pthread_mutex_init(&ms->lock, NULL) != 0) {
 		free(ms);
 		return NULL;
 	}
-	srv->host = strdup(cfg->mysql.host);
-	srv->socket = strdup(cfg->mysql.socket);
-	srv->user = strdup(cfg->mysql.user);
-	srv->password = strdup(cfg->mysql.password);
-	srv->database = strdup(cfg->mysql.database);
+	ms->timeout_ms = cfg->mysql.timeout_ms ? cfg->mysql.timeout_ms : 1000;
 	ms->maildir_root = strdup(cfg->quota.maildir_root);
-	srv->query[QUERY_MAILBOX] = strdup(cfg->mysql.quota_query);
-	srv->query[QUERY_ALIAS] = strdup(cfg->mysql.alias_query);
-	srv->query[QUERY_ALIAS_DOMAIN] = strdup(cfg->mysql.alias_domain_query);
-	srv->port = cfg->mysql.port;
-	srv->timeout_ms = cfg->mysql.timeout_ms ? cfg->mysql.timeout_ms : 1000;
-	for (int q = 0; q < QUERY_COUNT; q++)
-		atomic_init(&srv->warned_no_key[q], false);
-	if (!srv->host || !srv->socket || !srv->user || !srv->password || !srv->database ||
-	    !ms->maildir_root || !srv->query[0] || !srv->query[1] || !srv->query[2]) {
+	if (!servers_init(ms, cfg) || ms->maildir_root == NULL) {
 		source_free(ms);
 		return NULL;
 	}
 	ms->base.ops = &mysql_ops;
 	ms->base.state = ms;
-	ms->stats = mysql_stats_slot(srv);
 	return &ms->base;
 }
 

@@ -4,8 +4,8 @@
  * fetching through the non-blocking API of Connector/C, each step polled
  * against the lookup's one monotonic deadline.
  *
- * The library's own timeouts (whole seconds, rounded up) are set too, as
- * a backstop.  A connection abandoned at the deadline is shut down, never
+ * The library's own timeouts (the attempt's share of the deadline in
+ * whole seconds, rounded up) are set too, as a backstop.  A connection abandoned at the deadline is shut down, never
  * reused.  Host names are resolved by the library with a blocking
  * getaddrinfo(): configure an address or a socket.  What an error means
  * for the connection (retry once, keep it, drop it) is decided here, from
@@ -177,10 +177,9 @@ stmt_failed(struct lookup *lk, MYSQL_STMT *stmt, const char *what)
 
 /* The deadline passed in the middle of what: the connection is abandoned. */
 static enum conn_result
-conn_timed_out(const struct mysql_server *srv, struct lookup *lk, const char *what)
+conn_timed_out(struct lookup *lk, const char *what)
 {
-	snprintf(lk->error, sizeof(lk->error), "%s: no answer within %u ms", what,
-		 srv->timeout_ms);
+	snprintf(lk->error, sizeof(lk->error), "%s: no answer within %u ms", what, lk->budget_ms);
 	return CONN_BROKEN;
 }
 
@@ -189,7 +188,7 @@ static enum conn_result
 conn_open(const struct mysql_server *srv, struct mysql_conn *c, struct lookup *lk,
 	  uint64_t deadline)
 {
-	unsigned timeout_s = (srv->timeout_ms + 999) / 1000;
+	unsigned timeout_s = (lk->budget_ms + 999) / 1000;
 	unsigned protocol = srv->socket[0] ? MYSQL_PROTOCOL_SOCKET : MYSQL_PROTOCOL_TCP;
 	unsigned no_infile = 0;
 	my_bool	off = 0, on = 1;
@@ -220,7 +219,7 @@ conn_open(const struct mysql_server *srv, struct mysql_conn *c, struct lookup *l
 					  srv->port, srv->socket[0] ? srv->socket : NULL, 0);
 	while (status != 0) {
 		if ((status = conn_wait(c->db, status, deadline)) == 0)
-			return conn_timed_out(srv, lk, "connect");
+			return conn_timed_out(lk, "connect");
 		status = mysql_real_connect_cont(&ret, c->db, status);
 	}
 	if (ret == NULL)
@@ -244,7 +243,7 @@ conn_prepare(struct mysql_server *srv, struct mysql_conn *c, struct lookup *lk,
 	c->stmt[lk->query] = stmt;	/* freed with the connection, whatever happens */
 	status = mysql_stmt_prepare_start(&rc, stmt, text, (unsigned long)strlen(text));
 	if (!stmt_drive(c->db, stmt, status, &rc, mysql_stmt_prepare_cont, deadline))
-		return conn_timed_out(srv, lk, "prepare");
+		return conn_timed_out(lk, "prepare");
 	if (rc != 0) {
 		enum conn_result r = stmt_failed(lk, stmt, "prepare");
 
@@ -278,7 +277,7 @@ conn_prepare(struct mysql_server *srv, struct mysql_conn *c, struct lookup *lk,
  * in lk->error as "what: ...".
  */
 static enum conn_result
-stmt_call(const struct mysql_server *srv, struct mysql_conn *c, struct lookup *lk,
+stmt_call(struct mysql_conn *c, struct lookup *lk,
 	  const char *what, int (*start)(int *, MYSQL_STMT *),
 	  int (*cont)(int *, MYSQL_STMT *, int), uint64_t deadline)
 {
@@ -286,7 +285,7 @@ stmt_call(const struct mysql_server *srv, struct mysql_conn *c, struct lookup *l
 	int	rc = 1;
 
 	if (!stmt_drive(c->db, stmt, start(&rc, stmt), &rc, cont, deadline))
-		return conn_timed_out(srv, lk, what);
+		return conn_timed_out(lk, what);
 	return rc != 0 ? stmt_failed(lk, stmt, what) : CONN_OK;
 }
 
@@ -320,7 +319,7 @@ mysql_conn_ready(struct mysql_server *srv, struct mysql_conn *c, struct lookup *
  * into client memory and hand every exact one to lk->row.
  */
 static enum conn_result
-conn_fetch(const struct mysql_server *srv, struct mysql_conn *c, struct lookup *lk,
+conn_fetch(struct mysql_conn *c, struct lookup *lk,
 	   unsigned fields, uint64_t deadline)
 {
 	MYSQL_STMT *stmt = c->stmt[lk->query];
@@ -341,7 +340,7 @@ conn_fetch(const struct mysql_server *srv, struct mysql_conn *c, struct lookup *
 		return stmt_failed(lk, stmt, "bind result");
 
 	/* All rows into client memory: fetching is then free of I/O. */
-	if ((r = stmt_call(srv, c, lk, "read", mysql_stmt_store_result_start,
+	if ((r = stmt_call(c, lk, "read", mysql_stmt_store_result_start,
 			   mysql_stmt_store_result_cont, deadline)) != CONN_OK)
 		return r;
 
@@ -359,8 +358,7 @@ conn_fetch(const struct mysql_server *srv, struct mysql_conn *c, struct lookup *
 }
 
 enum conn_result
-mysql_conn_execute(const struct mysql_server *srv, struct mysql_conn *c, struct lookup *lk,
-		   uint64_t deadline)
+mysql_conn_execute(struct mysql_conn *c, struct lookup *lk, uint64_t deadline)
 {
 	MYSQL_STMT *stmt = c->stmt[lk->query];
 	unsigned fields = mysql_stmt_field_count(stmt);	/* the shape conn_prepare checked */
@@ -375,8 +373,8 @@ mysql_conn_execute(const struct mysql_server *srv, struct mysql_conn *c, struct 
 	if (mysql_stmt_bind_param(stmt, &param) != 0)
 		return stmt_failed(lk, stmt, "bind");
 
-	if ((r = stmt_call(srv, c, lk, "execute", mysql_stmt_execute_start,
+	if ((r = stmt_call(c, lk, "execute", mysql_stmt_execute_start,
 			   mysql_stmt_execute_cont, deadline)) != CONN_OK)
 		return r;
-	return conn_fetch(srv, c, lk, fields, deadline);
+	return conn_fetch(c, lk, fields, deadline);
 }

@@ -40,7 +40,7 @@ struct query_shape {
 
 extern const struct query_shape query_shapes[QUERY_COUNT];
 
-/* Where and how to connect, and the statements to prepare (the source's settings). */
+/* Where and how to connect to one server, and the statements to prepare. */
 struct mysql_server {
 	char   *host, *socket, *user, *password, *database;
 	char   *query[QUERY_COUNT];
@@ -82,6 +82,7 @@ struct lookup {
 	void   *out;
 	size_t	size;
 	unsigned rows;			/* rows taken by row() in this attempt */
+	unsigned budget_ms;		/* this attempt's share of the deadline (library timeouts, messages) */
 	unsigned errnum;		/* the client's or server's error number, 0 if none */
 	char	error[MYSQL_ERROR_MAX];
 };
@@ -95,8 +96,7 @@ enum conn_result mysql_conn_ready(struct mysql_server *srv, struct mysql_conn *c
 				  struct lookup *lk, uint64_t deadline);
 
 /* Run lk's prepared statement with lk's key and hand every exact row to lk->row. */
-enum conn_result mysql_conn_execute(const struct mysql_server *srv, struct mysql_conn *c,
-				    struct lookup *lk, uint64_t deadline);
+enum conn_result mysql_conn_execute(struct mysql_conn *c, struct lookup *lk, uint64_t deadline);
 
 /* Close a connection; abandon = shut the socket first, so nothing can block. */
 void	mysql_conn_free(struct mysql_conn *c, bool abandon);

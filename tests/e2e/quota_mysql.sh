@@ -31,12 +31,8 @@ top=$abs_top_srcdir
 PROBE=${PROBE:-$abs_top_builddir/tests/e2e/quota_mysql_probe}
 . "$here/lib/mariadb.sh"
 
-[ -x "$MXGATE" ] || bail "no daemon at $MXGATE"
 [ -x "$PROBE" ] || bail "no probe at $PROBE (make check builds it)"
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root (runs MariaDB and Postfix)"; exit 0; }
-mdb_need_packages >&2 || bail "mariadb-server missing"
-command -v python3 >/dev/null || pf_need_packages python3 >&2 ||
-    bail "python3 missing"
+mdb_preflight "MariaDB and Postfix"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mxgate-qmysql.XXXXXX")
 chmod 0755 "$work"

@@ -2,7 +2,8 @@
  * test_breaker.c - the circuit breaker (milter/breaker.h): failures
  * counted up to the threshold, an open breaker refusing, exactly one probe
  * when the open period is over (also among racing threads), a failed
- * probe reopening, a success closing it and saying so once, and reset.
+ * probe reopening, a success closing it and saying so once, and reset;
+ * and clock_share, the deadline each of several servers tried in turn gets.
  * Open periods are short and waited out with usleep.  Output is TAP, for
  * automake's tap-driver.sh.
  */
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "breaker.h"
+#include "clock.h"
 
 #define SHORT_MS	50		/* an open period the tests wait out */
 #define PAST_SHORT_US	((SHORT_MS + 30) * 1000)
@@ -198,6 +200,25 @@ test_success_closes_once(void **state)
 	assert_int_equal(breaker_record(&b, false), BREAKER_OPENED);
 }
 
+/*
+ * clock_share: servers tried in turn within one deadline each get an equal
+ * share of what is left, so a first one that eats its whole share leaves
+ * the second half of 1000 ms, and the last gets everything left.
+ */
+static void
+test_deadline_share(void **state)
+{
+	(void)state;
+	assert_int_equal(clock_share(10000, 11000, 2), 10500);	/* first of two */
+	assert_int_equal(clock_share(10500, 11000, 1), 11000);	/* the last: all that is left */
+	assert_int_equal(clock_share(10000, 11000, 3), 10333);
+	assert_int_equal(clock_share(10333, 11000, 2), 10666);
+	assert_int_equal(clock_share(10010, 11000, 1), 11000);	/* a quick failure leaves more */
+	assert_int_equal(clock_share(11000, 11000, 2), 11000);	/* nothing left */
+	assert_int_equal(clock_share(12000, 11000, 2), 11000);	/* past: never later than deadline */
+	assert_int_equal(clock_share(10000, 11000, 0), 11000);	/* no division by zero */
+}
+
 int
 main(void)
 {
@@ -209,6 +230,7 @@ main(void)
 		cmocka_unit_test(test_failed_probe_reopens),
 		cmocka_unit_test(test_success_closes_once),
 		cmocka_unit_test(test_reset),
+		cmocka_unit_test(test_deadline_share),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);

@@ -12,6 +12,7 @@
 #include <syslog.h>
 
 #include "config.h"
+#include "server_addr.h"
 
 #ifndef CONFIG_FIXTURES
 #define CONFIG_FIXTURES "tests/unit/configs"
@@ -209,6 +210,13 @@ test_bad_files(void **state)
 		{"bad_distinct_count.conf", 4, "rule \"hrp\": distinct needs count = \"distinct\""},
 		{"bad_distinct_limits.conf", 3, "rule \"hrp\": count = \"distinct\" takes at most 16 limits"},
 		{"bad_rule_no_key.conf", 3, "rule \"site\": needs a key (key = [ ] for one global counter)"},
+		{"bad_mysql_servers_port.conf", 2, "servers: \"db-replica.local:0\" is not host:port"},
+		{"bad_mysql_servers_unix.conf", 2,
+		 "servers: \"unix:run/mysqld/mysqld.sock\" is not host:port"},
+		{"bad_mysql_servers_v6.conf", 2, "servers: \"2001:db8::1:3306\" is not host:port"},
+		{"bad_mysql_servers_no_port.conf", 2, "servers: \"db-replica.local\" is not host:port"},
+		{"bad_mysql_servers_with_host.conf", 3,
+		 "servers: set either servers or host/socket, not both"},
 	};
 
 	(void)state;
@@ -222,6 +230,47 @@ test_bad_files(void **state)
 		if (cfg != NULL || strncmp(e.text, expect, strlen(expect)) != 0)
 			fail_msg("%s: expected \"%s...\", got \"%s\"", cases[i].file, expect, e.text);
 	}
+}
+
+/* mysql.servers: the list in order, and each entry's parts. */
+static void
+test_mysql_servers(void **state)
+{
+	struct errors e;
+	struct config *cfg = load("mysql_servers.conf", &e);
+	struct server_addr a;
+
+	(void)state;
+	if (cfg == NULL)
+		fail_msg("mysql_servers.conf: %s", e.text);
+	assert_int_equal(cfg->mysql.servers.count, 3);
+	assert_string_equal(cfg->mysql.servers.items[0], "db-replica.local:3306");
+	assert_string_equal(cfg->mysql.servers.items[2], "unix:/run/mysqld/mysqld.sock");
+	config_release(cfg);
+
+	assert_true(server_addr_parse("db-primary:3306", &a));
+	assert_string_equal(a.host, "db-primary");
+	assert_int_equal(a.port, 3306);
+	assert_string_equal(a.socket, "");
+	assert_true(server_addr_parse("[2001:db8::1]:65535", &a));
+	assert_string_equal(a.host, "2001:db8::1");
+	assert_int_equal(a.port, 65535);
+	assert_true(server_addr_parse("127.0.0.1:1", &a));
+	assert_int_equal(a.port, 1);
+	assert_true(server_addr_parse("unix:/var/run/mysqld/mysqld.sock", &a));
+	assert_string_equal(a.socket, "/var/run/mysqld/mysqld.sock");
+	assert_string_equal(a.host, "");
+	assert_int_equal(a.port, 0);
+
+	static const char *const bad[] = {
+		"", "db", "db:", ":3306", "db:0", "db:65536", "db:123456", "db:33a", "db:-1",
+		"2001:db8::1:3306", "[2001:db8::1]", "[2001:db8::1]:", "[]:3306", "[10.0.0.1]:3306",
+		"[2001:db8::1:3306", "db host:3306", "db\t:3306", "db/x:3306", "unix:", "unix:rel/sock",
+		"unix:/with space",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (server_addr_parse(bad[i], &a))
+			fail_msg("\"%s\" parsed", bad[i]);
 }
 
 /* Every error of a file is reported, not just the first. */
@@ -310,6 +359,7 @@ main(void)
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_distinct),
 		cmocka_unit_test(test_bad_files),
+		cmocka_unit_test(test_mysql_servers),
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_parse_limit),

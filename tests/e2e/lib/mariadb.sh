@@ -15,6 +15,9 @@
 #   mdb_init "$tmp/db" && mdb_start "$tmp/db" "$port" || exit 99
 #   mdb_sql "$tmp/db" <"$top/sql/schema.sql"
 #
+# Several servers run side by side, each on its own DIR and PORT (as for a
+# primary and a replica: tests/e2e/quota_mysql_failover.sh).
+#
 # Instance layout (DIR): data/ (the datadir), mysqld.sock, mysqld.pid (the
 # server's pid, written by this file), port, error.log, install.log.
 #
@@ -62,6 +65,17 @@ mdb_no_service_start() {
 # with flock).
 mdb_need_packages() {
     pf_install mdb_log mdb_no_service_start "${MDB_PACKAGES[@]}"
+}
+
+# mdb_preflight WHAT: what a MariaDB test script needs before it starts: the
+# daemon, root (else a TAP skip and exit 0; WHAT is what the script runs),
+# the MariaDB packages and python3 (else bail, exit 99: e2e.sh's bail).
+mdb_preflight() {
+    [ -x "$MXGATE" ] || bail "no daemon at $MXGATE"
+    [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root (runs $1)"; exit 0; }
+    mdb_need_packages >&2 || bail "mariadb-server missing"
+    command -v python3 >/dev/null || pf_need_packages python3 >&2 ||
+        bail "python3 missing"
 }
 
 # mdb_port_in_use PORT: true if something listens on 127.0.0.1:PORT.
@@ -233,13 +247,17 @@ mdb_postfix() {
     } | mdb_sql "$1" >"$3" 2>&1
 }
 
-# mdb_mysql_group PORT PASSWORD TIMEOUT_MS: mxgate's mysql group for the
-# server on 127.0.0.1:PORT loaded by mdb_postfix, with queries that return
-# the stored key as their last column (sql/README.md).
+# mdb_mysql_group PORT|SERVERS PASSWORD TIMEOUT_MS: mxgate's mysql group for
+# the server on 127.0.0.1:PORT loaded by mdb_postfix (or, when the first
+# argument is not a number, for the list SERVERS, given as its quoted
+# entries: '"127.0.0.1:P1", "127.0.0.1:P2"'), with queries that return the
+# stored key as their last column (sql/README.md).
 mdb_mysql_group() {
+    local where="host = \"127.0.0.1\"; port = $1;"
+    [[ $1 =~ ^[0-9]+$ ]] || where="servers = [ $1 ];"
     cat <<EOF
 mysql: {
-  host = "127.0.0.1"; port = $1; user = "mxgate"; password = "$2";
+  $where user = "mxgate"; password = "$2";
   database = "postfix"; timeout_ms = $3;
   quota_query = "SELECT quota, maildir, username FROM mailbox WHERE username = ? AND active = 1";
   alias_query = "SELECT goto, address FROM alias WHERE address = ? AND active = 1";

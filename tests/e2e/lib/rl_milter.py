@@ -9,7 +9,9 @@ Subcommands (every network wait is bounded by --timeout):
   session  one SMTP-like session; prints one line per step:
            "STEP CODE [TEXT]" (CODE c continue, a accept, y custom reply,
            t tempfail, r reject, ...), and "ms=N" after each step with the
-           time the milter took.
+           time the milter took.  --pause MS waits between transactions
+           (a paced load); --clock adds " t=SECONDS" (the wall clock when
+           the step ended) to each "ms=" line.
   burst    N concurrent sessions on each milter port, all started together,
            sending MAIL FROM with one sender until E events were sent;
            prints admitted=, refused=, and each distinct refusal text.
@@ -46,6 +48,9 @@ def enc(s):
     return s.encode("latin-1").decode("unicode_escape").encode("latin-1")
 
 
+CLOCK = False
+
+
 def show(step, r, ms):
     if r is None:
         print("%s skipped" % step)
@@ -54,7 +59,7 @@ def show(step, r, ms):
         for a, body in r.actions:
             print("%s action %s %s" % (step, a.decode("latin-1"),
                                        body.replace(b"\0", b"|").decode("latin-1")))
-    print("ms=%d" % ms)
+    print("ms=%d t=%.3f" % (ms, time.time()) if CLOCK else "ms=%d" % ms)
     sys.stdout.flush()
 
 
@@ -65,10 +70,14 @@ def timed(fn, *a, **kw):
 
 
 def cmd_session(o):
+    global CLOCK
+    CLOCK = o.clock
     m = open_milter(o.port, o.timeout)
     show("CONNECT", *timed(m.connect, addr=enc(o.ip)))
     show("HELO", *timed(m.helo, enc(o.helo)))
     for n in range(o.transactions):
+        if n > 0 and o.pause > 0:
+            time.sleep(o.pause / 1000.0)
         macros = {b"{auth_authen}": enc(o.auth)} if o.auth else {}
         r, ms = timed(m.mail, enc(o.sender), macros=macros)
         show("MAIL", r, ms)
@@ -277,6 +286,8 @@ def main():
     s.add_argument("--auth", default="")
     s.add_argument("--end", choices=["data", "abort", "none"], default="data")
     s.add_argument("--transactions", type=int, default=1)
+    s.add_argument("--clock", action="store_true")
+    s.add_argument("--pause", type=float, default=0, help="milliseconds between transactions")
     s.add_argument("--timeout", type=float, default=10)
     b = sub.add_parser("burst")
     b.add_argument("--ports", required=True)
