@@ -110,16 +110,20 @@ mdb_server() {
     command -v mariadbd || command -v mysqld
 }
 
-# mdb_init DIR: create DIR and an empty datadir in DIR/data (system tables only).
+# mdb_init DIR: create DIR and an empty datadir in DIR/data (system tables
+# only).  Each server has its own tmpdir, DIR/tmp: a server starting up
+# removes the temporary tables it finds in its tmpdir, so two of them
+# sharing /tmp (two installs at once) could fail each other.
 mdb_init() {
     local dir=$1
-    mkdir -p "$dir" || return 1
+    mkdir -p "$dir/tmp" || return 1
     chmod 755 "$dir"
     if ! timeout 120 mariadb-install-db --no-defaults --datadir="$dir/data" --user=root \
-        --auth-root-authentication-method=socket --skip-test-db \
+        --auth-root-authentication-method=socket --skip-test-db --tmpdir="$dir/tmp" \
         "${MDB_SERVER_OPTS[@]}" >"$dir/install.log" 2>&1; then
         mdb_log "mariadb-install-db failed:"
-        sed 's/^/#   /' "$dir/install.log" | tail -20 >&2
+        { grep -iE 'error|fail|denied|cannot|abort' "$dir/install.log" | head -15
+          tail -5 "$dir/install.log"; } | sed 's/^/#   /' >&2
         return 1
     fi
 }
@@ -141,7 +145,7 @@ mdb_start() {
     # setsid: a SIGINT to the test's process group must not reach the server
     # behind the test's back; the test stops it by pid.
     setsid "$server" --no-defaults --user=root --datadir="$dir/data" \
-        --socket="$dir/mysqld.sock" --port="$port" --bind-address=127.0.0.1 \
+        --socket="$dir/mysqld.sock" --port="$port" --bind-address=127.0.0.1 --tmpdir="$dir/tmp" \
         --pid-file="$dir/data/mariadbd.pid" --log-error="$dir/error.log" \
         "${MDB_SERVER_OPTS[@]}" </dev/null >/dev/null 2>&1 &
     pid=$!
